@@ -1,0 +1,1 @@
+"""Shared plumbing: settings, errors, ids, the metadata database and artifact storage."""

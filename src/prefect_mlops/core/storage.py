@@ -1,0 +1,222 @@
+"""Artifact storage: a local folder, any fsspec URL, or a Prefect storage block.
+
+Files are streamed in 1 MiB chunks (never read whole into memory) and hashed on the way, so
+every stored artifact has a size and a sha256. Roots are URIs:
+
+- ``/abs/folder`` or ``file:///abs/folder`` — the local file system;
+- ``s3://bucket/prefix``, ``memory://...`` — any fsspec protocol that is installed;
+- ``block://local-file-system/my-block/sub/path`` — a Prefect ``LocalFileSystem``,
+  ``RemoteFileSystem`` or other ``WritableFileSystem`` block, loaded by slug.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import re
+import shutil
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from prefect_mlops.core.errors import InvalidInput, StorageError
+
+CHUNK = 1 << 20
+BLOCK_SCHEME = "block://"
+_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]*/[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def artifact_root_uri(setting: str) -> str:
+    """Turn the ``artifact_storage`` setting into a root URI."""
+    if "://" in setting:
+        return setting.rstrip("/")
+    if _SLUG_RE.match(setting) and not Path(setting).exists():
+        return BLOCK_SCHEME + setting
+    return str(Path(setting).expanduser().resolve())
+
+
+class Backend(Protocol):
+    def open_write(self, path: str) -> IO[bytes]: ...
+    def commit(self, handle: IO[bytes], path: str) -> None: ...
+    def open_read(self, path: str) -> IO[bytes]: ...
+
+
+class FsspecBackend:
+    """Any fsspec file system; local paths get an atomic rename on commit."""
+
+    def __init__(self, fs: Any, root: str) -> None:
+        self.fs = fs
+        self.root = root.rstrip("/")
+        self.local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+
+    def _full(self, path: str) -> str:
+        return f"{self.root}/{path}" if path else self.root
+
+    def open_write(self, path: str) -> IO[bytes]:
+        full = self._full(path)
+        if self.local:
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            return tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in commit()
+                dir=os.path.dirname(full), prefix=".upload-", delete=False
+            )
+        parent = posixpath.dirname(full)
+        if parent:
+            self.fs.makedirs(parent, exist_ok=True)
+        return self.fs.open(full, "wb")  # type: ignore[no-any-return]
+
+    def commit(self, handle: IO[bytes], path: str) -> None:
+        handle.close()
+        if self.local:
+            os.replace(handle.name, self._full(path))
+
+    def open_read(self, path: str) -> IO[bytes]:
+        return self.fs.open(self._full(path), "rb")  # type: ignore[no-any-return]
+
+
+class BlockBackend:
+    """A ``WritableFileSystem`` block without fsspec access: whole-file ``write_path``."""
+
+    def __init__(self, block: Any, root: str) -> None:
+        self.block = block
+        self.root = root.strip("/")
+
+    def _full(self, path: str) -> str:
+        return posixpath.join(self.root, path) if self.root else path
+
+    def open_write(self, path: str) -> IO[bytes]:
+        return tempfile.SpooledTemporaryFile(max_size=64 * CHUNK)  # type: ignore[return-value]
+
+    def commit(self, handle: IO[bytes], path: str) -> None:
+        handle.seek(0)
+        self.block.write_path(self._full(path), handle.read(), _sync=True)
+        handle.close()
+
+    def open_read(self, path: str) -> IO[bytes]:
+        import io
+
+        return io.BytesIO(self.block.read_path(self._full(path), _sync=True))
+
+
+def _block_backend(spec: str) -> Backend:
+    from prefect.blocks.core import Block
+
+    parts = spec.split("/")
+    if len(parts) < 2:
+        raise InvalidInput(
+            f"Artifact storage {BLOCK_SCHEME + spec!r} must name a block as "
+            "'block-type-slug/block-name', e.g. 'local-file-system/mlops-artifacts'."
+        )
+    slug, sub = "/".join(parts[:2]), "/".join(parts[2:])
+    try:
+        block = Block.load(slug, _sync=True)  # type: ignore[call-arg]
+    except (ValueError, RuntimeError) as exc:
+        raise StorageError(
+            f"Cannot load the Prefect storage block {slug!r}: {exc}. Create it first (e.g. "
+            f"`LocalFileSystem(basepath=...).save('{parts[1]}')`) or set "
+            "PREFECT_MLOPS_ARTIFACT_STORAGE to a folder."
+        ) from exc
+    basepath = getattr(block, "basepath", None)
+    fs = getattr(block, "filesystem", None)
+    type_slug = block.get_block_type_slug()
+    if type_slug == "local-file-system":
+        import fsspec
+
+        base = str(Path(basepath or ".").expanduser().resolve())
+        return FsspecBackend(fsspec.filesystem("file"), posixpath.join(base, sub).rstrip("/"))
+    if fs is not None and basepath:
+        from fsspec.core import split_protocol
+
+        protocol, rest = split_protocol(basepath)
+        root = posixpath.join(rest, sub) if sub else rest
+        return FsspecBackend(fs, root if protocol in (None, "file") else f"{protocol}://{root}")
+    if hasattr(block, "write_path") and hasattr(block, "read_path"):
+        return BlockBackend(block, sub)
+    raise InvalidInput(
+        f"Prefect block {slug!r} ({type(block).__name__}) cannot store files; use a "
+        "LocalFileSystem, RemoteFileSystem or another WritableFileSystem block."
+    )
+
+
+@lru_cache(maxsize=64)
+def _backend_for_root(root: str) -> Backend:
+    if root.startswith(BLOCK_SCHEME):
+        return _block_backend(root[len(BLOCK_SCHEME):])
+    import fsspec
+    from fsspec.core import url_to_fs
+
+    if "://" not in root:
+        return FsspecBackend(fsspec.filesystem("file"), root)
+    fs, path = url_to_fs(root)
+    if "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+        return FsspecBackend(fs, path)
+    return FsspecBackend(fs, root)
+
+
+def _split_root(uri: str) -> tuple[Backend, str]:
+    """The backend for a storage root plus the path under it for ``uri``."""
+    if uri.startswith(BLOCK_SCHEME):
+        parts = uri[len(BLOCK_SCHEME):].split("/")
+        return _backend_for_root(BLOCK_SCHEME + "/".join(parts[:2])), "/".join(parts[2:])
+    return _backend_for_root(uri), ""
+
+
+class ArtifactLocation:
+    """Files under one URI (a run's artifact folder), read and written by relative path."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri.rstrip("/")
+        self._backend, self._prefix = _split_root(self.uri)
+
+    def _path(self, rel: str) -> str:
+        return posixpath.join(self._prefix, rel) if self._prefix else rel
+
+    def write_stream(self, rel: str, source: IO[bytes]) -> tuple[int, str]:
+        """Copy ``source`` to ``rel`` in chunks; returns (size, sha256 hex)."""
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            handle = self._backend.open_write(self._path(rel))
+            try:
+                while chunk := source.read(CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    handle.write(chunk)
+            except BaseException:
+                handle.close()
+                name = getattr(handle, "name", None)
+                if isinstance(name, str) and os.path.exists(name):
+                    os.unlink(name)
+                raise
+            self._backend.commit(handle, self._path(rel))
+        except OSError as exc:
+            raise StorageError(f"Writing artifact {rel!r} to {self.uri} failed: {exc}") from exc
+        return size, digest.hexdigest()
+
+    def write_file(self, rel: str, local_path: str | os.PathLike[str]) -> tuple[int, str]:
+        with open(local_path, "rb") as source:
+            return self.write_stream(rel, source)
+
+    def write_bytes(self, rel: str, data: bytes) -> tuple[int, str]:
+        import io
+
+        return self.write_stream(rel, io.BytesIO(data))
+
+    def open_read(self, rel: str) -> IO[bytes]:
+        try:
+            return self._backend.open_read(self._path(rel))
+        except (OSError, KeyError) as exc:
+            raise StorageError(f"Reading artifact {rel!r} from {self.uri} failed: {exc}") from exc
+
+    def download(self, rel: str, destination: str | os.PathLike[str]) -> Path:
+        """Stream ``rel`` to ``destination`` (a file path); returns it."""
+        dest = Path(destination)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with self.open_read(rel) as src, open(dest, "wb") as out:
+            shutil.copyfileobj(src, out, CHUNK)
+        return dest
+
+
+def clear_backend_cache() -> None:
+    _backend_for_root.cache_clear()

@@ -1,0 +1,128 @@
+"""Plain records returned to users, shaped like MLflow's so habits carry over."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import NamedTuple
+
+
+class RunStatus(str, Enum):
+    """Lifecycle of a run; terminal statuses are FINISHED, FAILED and KILLED."""
+
+    RUNNING = "RUNNING"
+    SCHEDULED = "SCHEDULED"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class ViewType(str, Enum):
+    """Which runs or experiments a listing includes."""
+
+    ACTIVE_ONLY = "active"
+    DELETED_ONLY = "deleted"
+    ALL = "all"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    experiment_id: str
+    name: str
+    artifact_location: str
+    lifecycle_stage: str
+    creation_time: int
+    last_update_time: int
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class Metric(NamedTuple):
+    """One logged point. A tuple underneath, so long histories load fast."""
+
+    key: str
+    value: float
+    timestamp: int
+    step: int
+
+
+class Param(NamedTuple):
+    key: str
+    value: str
+
+
+class RunTag(NamedTuple):
+    key: str
+    value: str
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    """Latest point of a metric plus min, max and number of points logged."""
+
+    key: str
+    last: float
+    step: int
+    timestamp: int
+    min: float
+    max: float
+    count: int
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """An artifact (or a folder of artifacts) under a run, relative to its artifact root."""
+
+    path: str
+    is_dir: bool
+    file_size: int | None = None
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Bucket counts of one `log_histogram` call: ``len(edges) == len(counts) + 1``."""
+
+    key: str
+    step: int
+    timestamp: int
+    edges: list[float]
+    counts: list[int]
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    experiment_id: str
+    run_name: str
+    status: RunStatus
+    start_time: int
+    end_time: int | None
+    lifecycle_stage: str
+    user_id: str
+    artifact_uri: str
+    parent_run_id: str | None = None
+    prefect_flow_run_id: str | None = None
+
+    @property
+    def run_uuid(self) -> str:
+        return self.run_id
+
+
+@dataclass(frozen=True)
+class RunData:
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Run:
+    info: RunInfo
+    data: RunData

@@ -1,0 +1,341 @@
+"""The module-level API: MLflow's names, aware of the active run and of Prefect.
+
+Which run a call logs to, in order:
+
+1. a run opened with `start_run` in this flow run (or outside any flow) — the innermost one;
+2. inside a Prefect flow or task, the run bound to that flow run (created on first use);
+3. otherwise a run started on the spot, as MLflow does, ended at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from prefect_mlops.core.errors import InvalidInput, NotFound
+from prefect_mlops.tracking.client import DEFAULT_EXPERIMENT, TrackingClient
+from prefect_mlops.tracking.entities import (
+    Experiment,
+    FileInfo,
+    Histogram,
+    Metric,
+    Param,
+    Run,
+    RunData,
+    RunInfo,
+    RunStatus,
+    RunTag,
+)
+from prefect_mlops.tracking.prefect_binding import bound_run_id, current_flow_run_id
+
+_client: TrackingClient | None = None
+_client_lock = threading.Lock()
+_experiment_name: str | None = None
+
+
+@dataclass
+class _Frame:
+    run_id: str
+    flow_run_id: str | None
+
+
+_stack: list[_Frame] = []
+_stack_lock = threading.RLock()
+
+
+def get_client() -> TrackingClient:
+    """The client the fluent API uses (built from settings on first use)."""
+    global _client
+    if _client is None:
+        with _client_lock:
+            if _client is None:
+                _client = TrackingClient()
+    return _client
+
+
+def reset() -> None:
+    """End open runs and forget the client, experiment and bindings (used by tests)."""
+    global _client, _experiment_name
+    from prefect_mlops.tracking.prefect_binding import forget_bindings
+
+    while _stack:
+        end_run()
+    if _client is not None:
+        _client.flush()
+    _client = None
+    _experiment_name = None
+    forget_bindings()
+
+
+class ActiveRun:
+    """The run opened by `start_run`; ends it (FINISHED, or FAILED on an exception) on exit."""
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+
+    @property
+    def info(self) -> RunInfo:
+        return self._run.info
+
+    @property
+    def data(self) -> RunData:
+        return self._run.data
+
+    @property
+    def run_id(self) -> str:
+        return self._run.info.run_id
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            status = RunStatus.FINISHED
+        elif issubclass(exc_type, KeyboardInterrupt):
+            status = RunStatus.KILLED
+        else:
+            status = RunStatus.FAILED
+        if any(f.run_id == self.run_id for f in _stack):
+            end_run(status, run_id=self.run_id)
+
+    def __repr__(self) -> str:
+        return f"<ActiveRun {self.info.run_name!r} {self.run_id}>"
+
+
+def set_experiment(
+    experiment_name: str | None = None, experiment_id: str | None = None
+) -> Experiment:
+    """Use (and create if needed) this experiment for runs started from now on."""
+    global _experiment_name
+    client = get_client()
+    if experiment_id is not None:
+        experiment = client.get_experiment(experiment_id)
+    elif experiment_name is not None:
+        experiment = client.get_or_create_experiment(experiment_name)
+    else:
+        raise InvalidInput("set_experiment needs experiment_name or experiment_id.")
+    _experiment_name = experiment.name
+    return experiment
+
+
+def _resolve_experiment(experiment: str | None) -> Experiment:
+    client = get_client()
+    name = experiment or _experiment_name or os.environ.get("PREFECT_MLOPS_EXPERIMENT")
+    return client.get_or_create_experiment(name or DEFAULT_EXPERIMENT)
+
+
+def start_run(
+    run_id: str | None = None,
+    run_name: str | None = None,
+    experiment: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    nested: bool = False,
+    parent_run_id: str | None = None,
+    description: str | None = None,
+) -> ActiveRun:
+    """Start (or resume, with ``run_id``) a run and make it active.
+
+    Inside a Prefect flow the new run is nested under the flow's run. Outside one, starting a
+    run while another is active needs ``nested=True``, as in MLflow.
+    """
+    client = get_client()
+    flow_run_id = current_flow_run_id()
+    with _stack_lock:
+        if run_id is not None:
+            info = client.store.get_run_info(run_id)
+            if info.lifecycle_stage != "active":
+                raise InvalidInput(f"Run {run_id} is deleted; restore_run() it before resuming.")
+            if info.status is not RunStatus.RUNNING:
+                client.store.update_run(run_id, status=RunStatus.RUNNING)
+            client._writable.add(run_id)
+            _stack.append(_Frame(run_id, flow_run_id))
+            return ActiveRun(client.get_run(run_id))
+        parent = parent_run_id
+        if parent is None:
+            top = _stack[-1] if _stack else None
+            if top is not None and top.flow_run_id == flow_run_id:
+                if not nested:
+                    raise InvalidInput(
+                        f"Run {top.run_id} is already active. End it with end_run() first, or "
+                        "pass nested=True to start a child run."
+                    )
+                parent = top.run_id
+            elif flow_run_id is not None:
+                parent = bound_run_id(client, flow_run_id, experiment or _experiment_name)
+        exp = _resolve_experiment(experiment)
+        all_tags = dict(tags or {})
+        if description is not None:
+            all_tags["mlflow.note.content"] = description
+        run = client.create_run(
+            exp.experiment_id, run_name=run_name, tags=all_tags, parent_run_id=parent
+        )
+        _stack.append(_Frame(run.info.run_id, flow_run_id))
+        return ActiveRun(run)
+
+
+def end_run(status: RunStatus | str = RunStatus.FINISHED, run_id: str | None = None) -> None:
+    """End the innermost active run (or ``run_id``) and everything nested inside it."""
+    client = get_client()
+    with _stack_lock:
+        if not _stack:
+            return
+        target = run_id or _stack[-1].run_id
+        if not any(f.run_id == target for f in _stack):
+            raise NotFound(f"Run {target} is not active in this process.")
+        while _stack:
+            frame = _stack.pop()
+            client.set_terminated(frame.run_id, status)
+            if frame.run_id == target:
+                break
+
+
+def active_run() -> ActiveRun | None:
+    """The run `log_*` calls go to right now, if there is one (never starts a run)."""
+    run_id = _current_run_id(create=False)
+    return ActiveRun(get_client().get_run(run_id)) if run_id else None
+
+
+def _current_run_id(create: bool = True) -> str:
+    flow_run_id = current_flow_run_id()
+    if _stack:
+        top = _stack[-1]
+        if top.flow_run_id == flow_run_id:
+            return top.run_id
+    if flow_run_id is not None:
+        return bound_run_id(get_client(), flow_run_id, _experiment_name)
+    if not create:
+        return ""  # no active run
+    start_run()
+    atexit.register(_end_auto_run)
+    return _stack[-1].run_id
+
+
+def _end_auto_run() -> None:
+    while _stack:
+        end_run()
+
+
+# -- logging ---------------------------------------------------------------------------------
+
+
+def log_metric(
+    key: str,
+    value: float,
+    step: int | None = None,
+    timestamp: int | None = None,
+    run_id: str | None = None,
+) -> None:
+    """Log one point; buffered, persisted within ``flush_interval`` seconds."""
+    get_client().log_metric(run_id or _current_run_id(), key, value, timestamp, step)
+
+
+def log_metrics(
+    metrics: Mapping[str, float],
+    step: int | None = None,
+    timestamp: int | None = None,
+    run_id: str | None = None,
+) -> None:
+    client = get_client()
+    rid = run_id or _current_run_id()
+    for key, value in metrics.items():
+        client.log_metric(rid, key, value, timestamp, step)
+
+
+def log_param(key: str, value: Any) -> Any:
+    get_client().log_param(_current_run_id(), key, value)
+    return value
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    get_client().log_batch(_current_run_id(), params=[Param(k, v) for k, v in params.items()])
+
+
+def set_tag(key: str, value: Any) -> None:
+    get_client().set_tag(_current_run_id(), key, value)
+
+
+def set_tags(tags: Mapping[str, Any]) -> None:
+    get_client().log_batch(_current_run_id(), tags=[RunTag(k, v) for k, v in tags.items()])
+
+
+def log_histogram(
+    key: str, values: Any, step: int | None = None, bins: int | Sequence[float] = 30
+) -> Histogram:
+    """Store the bucket counts of ``values`` at ``step`` (ClearML-style histograms)."""
+    return get_client().log_histogram(_current_run_id(), key, values, step=step, bins=bins)
+
+
+def log_artifact(local_path: str | os.PathLike[str], artifact_path: str | None = None) -> FileInfo:
+    return get_client().log_artifact(_current_run_id(), local_path, artifact_path)
+
+
+def log_artifacts(
+    local_dir: str | os.PathLike[str], artifact_path: str | None = None
+) -> list[FileInfo]:
+    return get_client().log_artifacts(_current_run_id(), local_dir, artifact_path)
+
+
+def log_text(text: str, artifact_file: str) -> FileInfo:
+    return get_client().log_text(_current_run_id(), text, artifact_file)
+
+
+def log_dict(dictionary: Any, artifact_file: str) -> FileInfo:
+    return get_client().log_dict(_current_run_id(), dictionary, artifact_file)
+
+
+def log_table(data: Any, artifact_file: str) -> FileInfo:
+    return get_client().log_table(_current_run_id(), data, artifact_file)
+
+
+def log_image(image: Any, artifact_file: str) -> FileInfo:
+    return get_client().log_image(_current_run_id(), image, artifact_file)
+
+
+def log_figure(figure: Any, artifact_file: str) -> FileInfo:
+    return get_client().log_figure(_current_run_id(), figure, artifact_file)
+
+
+def flush() -> None:
+    """Write every buffered metric now."""
+    get_client().flush()
+
+
+def get_metric_history(run_id: str, key: str) -> list[Metric]:
+    return get_client().get_metric_history(run_id, key)
+
+
+def get_run(run_id: str) -> Run:
+    return get_client().get_run(run_id)
+
+
+def search_runs(
+    experiment_ids: Sequence[str] | None = None,
+    experiment_names: Sequence[str] | None = None,
+    max_results: int = 1000,
+) -> list[Run]:
+    client = get_client()
+    ids = list(experiment_ids or [])
+    for name in experiment_names or []:
+        exp = client.get_experiment_by_name(name)
+        if exp is not None:
+            ids.append(exp.experiment_id)
+    if experiment_names and not ids:
+        return []
+    return client.search_runs(ids or None, max_results=max_results)
+
+
+def download_artifacts(
+    run_id: str, artifact_path: str = "", dst_path: str | os.PathLike[str] | None = None
+) -> Path:
+    return get_client().download_artifacts(run_id, artifact_path, dst_path)

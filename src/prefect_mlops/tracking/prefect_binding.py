@@ -1,0 +1,256 @@
+"""Binding tracking runs to Prefect flow runs.
+
+Inside a flow run, the first ``log_*`` call creates (once, across processes: the flow run id is
+unique in the runs table) a tracking run named after the flow run, in the experiment named after
+the flow, with the flow's parameters and ``prefect.*`` tags. Hooks appended to the flow end the
+run with the flow run's final state and publish its summary to the Prefect UI. Tasks, in threads
+or in other processes, find the run through their flow run id.
+
+Prefect is only touched when it is already imported: outside Prefect this module costs nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import IntegrityError
+
+from prefect_mlops.tracking.entities import Param, RunStatus
+from prefect_mlops.tracking.validation import MAX_PARAM_VALUE_LENGTH, stringify
+
+if TYPE_CHECKING:
+    from prefect_mlops.tracking.client import TrackingClient
+
+logger = logging.getLogger("prefect_mlops.prefect")
+
+ERROR_TAG = "mlops.error"
+STATE_TO_STATUS = {
+    "COMPLETED": RunStatus.FINISHED,
+    "FAILED": RunStatus.FAILED,
+    "CRASHED": RunStatus.KILLED,
+    "CANCELLED": RunStatus.KILLED,
+}
+
+_bound: dict[str, str] = {}  # flow run id -> tracking run id, for this process
+_bind_lock = threading.RLock()
+
+
+def current_flow_run_id() -> str | None:
+    """The id of the flow run the caller is part of, or None outside Prefect."""
+    context = sys.modules.get("prefect.context")
+    if context is None:
+        return None
+    task_ctx = context.TaskRunContext.get()
+    flow_ctx = context.FlowRunContext.get()
+    if task_ctx is not None and task_ctx.task_run.flow_run_id is not None:
+        # A flow called inside a task is newer than that task: prefer the flow then.
+        if flow_ctx is not None and flow_ctx.flow_run is not None:
+            if flow_ctx.flow_run.parent_task_run_id == task_ctx.task_run.id:
+                return str(flow_ctx.flow_run.id)
+        return str(task_ctx.task_run.flow_run_id)
+    if flow_ctx is not None and flow_ctx.flow_run is not None:
+        return str(flow_ctx.flow_run.id)
+    return None
+
+
+def flatten_params(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested dicts, dataclasses and pydantic models become ``a.b`` keys."""
+    flat: dict[str, str] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if hasattr(value, "model_dump") and callable(value.model_dump):
+            value = value.model_dump()
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            value = dataclasses.asdict(value)
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten_params(value, f"{name}."))
+            continue
+        if isinstance(value, (list, tuple, set, Mapping)):
+            text = json.dumps(list(value) if isinstance(value, set) else value, default=str)
+        else:
+            text = stringify(value)
+        if len(text) > MAX_PARAM_VALUE_LENGTH:
+            text = text[: MAX_PARAM_VALUE_LENGTH - 15] + "...[truncated]"
+        flat[name] = text
+    return flat
+
+
+def _sync_client() -> Any:
+    from prefect.client.orchestration import get_client
+
+    return get_client(sync_client=True)
+
+
+def _flow_run_details(flow_run_id: str) -> tuple[Any, str, dict[str, Any], Any]:
+    """(flow_run, flow name, parameters, flow object or None) for ``flow_run_id``."""
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    if ctx is not None and ctx.flow_run is not None and str(ctx.flow_run.id) == flow_run_id:
+        return ctx.flow_run, ctx.flow.name, dict(ctx.parameters or {}), ctx.flow
+    with _sync_client() as client:
+        flow_run = client.read_flow_run(flow_run_id)
+        flow_name = client.read_flow(flow_run.flow_id).name
+    return flow_run, flow_name, dict(flow_run.parameters or {}), None
+
+
+def _parent_flow_run_id(flow_run: Any) -> str | None:
+    if flow_run.parent_task_run_id is None:
+        return None
+    with _sync_client() as client:
+        task_run = client.read_task_run(flow_run.parent_task_run_id)
+    return str(task_run.flow_run_id) if task_run.flow_run_id else None
+
+
+def _flow_run_url(flow_run: Any) -> str | None:
+    try:
+        from prefect.utilities.urls import url_for
+
+        return url_for(flow_run, url_type="ui")
+    except Exception:
+        return None
+
+
+def prefect_tags(flow_run: Any, flow_name: str) -> dict[str, str]:
+    tags = {
+        "prefect.flow_run_id": str(flow_run.id),
+        "prefect.flow_name": flow_name,
+        "prefect.flow_run_name": flow_run.name,
+    }
+    if flow_run.deployment_id:
+        tags["prefect.deployment_id"] = str(flow_run.deployment_id)
+    if flow_run.work_pool_name:
+        tags["prefect.work_pool"] = flow_run.work_pool_name
+    if flow_run.tags:
+        tags["prefect.tags"] = ",".join(sorted(flow_run.tags))
+    url = _flow_run_url(flow_run)
+    if url:
+        tags["prefect.url"] = url
+    return tags
+
+
+def bound_run_id(client: TrackingClient, flow_run_id: str, experiment: str | None) -> str:
+    """The tracking run of ``flow_run_id``, created on first use."""
+    run_id = _bound.get(flow_run_id)
+    if run_id is not None:
+        return run_id
+    with _bind_lock:
+        run_id = _bound.get(flow_run_id)
+        if run_id is None:
+            run_id = _bind(client, flow_run_id, experiment)
+            _bound[flow_run_id] = run_id
+    return run_id
+
+
+def _local_flow(flow_run_id: str) -> Any:
+    """The flow object when this process runs ``flow_run_id`` itself, else None."""
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    if ctx is not None and ctx.flow_run is not None and str(ctx.flow_run.id) == flow_run_id:
+        return ctx.flow
+    return None
+
+
+def _bind(client: TrackingClient, flow_run_id: str, experiment: str | None) -> str:
+    existing = client.store.get_run_by_flow_run_id(flow_run_id)
+    run_id = existing.info.run_id if existing else _create_bound_run(client, flow_run_id, experiment)
+    client._writable.add(run_id)
+    flow = _local_flow(flow_run_id)
+    if flow is not None:
+        _install_end_hooks(flow)
+    else:
+        _install_task_flush_hook()
+    return run_id
+
+
+def _create_bound_run(client: TrackingClient, flow_run_id: str, experiment: str | None) -> str:
+    flow_run, flow_name, parameters, _ = _flow_run_details(flow_run_id)
+    parent_flow_run_id = _parent_flow_run_id(flow_run)
+    parent_run_id = bound_run_id(client, parent_flow_run_id, None) if parent_flow_run_id else None
+    exp = client.get_or_create_experiment(experiment or flow_name)
+    try:
+        run = client.create_run(
+            exp.experiment_id,
+            run_name=flow_run.name,
+            tags=prefect_tags(flow_run, flow_name),
+            parent_run_id=parent_run_id,
+            prefect_flow_run_id=flow_run_id,
+        )
+    except IntegrityError:  # another process bound it first
+        other = client.store.get_run_by_flow_run_id(flow_run_id)
+        assert other is not None
+        return other.info.run_id
+    run_id = run.info.run_id
+    client.store.log_params(
+        run_id, [Param(k, val) for k, val in flatten_params(parameters).items()]
+    )
+    return run_id
+
+
+def _install_end_hooks(flow: Any) -> None:
+    for attr in (
+        "on_completion_hooks",
+        "on_failure_hooks",
+        "on_crashed_hooks",
+        "on_cancellation_hooks",
+    ):
+        hooks = getattr(flow, attr, None)
+        if hooks is not None and end_tracked_run not in hooks:
+            hooks.append(end_tracked_run)
+
+
+def _install_task_flush_hook() -> None:
+    """In a task running in another process, write buffered points when the task ends."""
+    from prefect.context import TaskRunContext
+
+    ctx = TaskRunContext.get()
+    if ctx is None:
+        return
+    for attr in ("on_completion_hooks", "on_failure_hooks"):
+        hooks = getattr(ctx.task, attr, None)
+        if hooks is not None and flush_on_task_end not in hooks:
+            hooks.append(flush_on_task_end)
+
+
+def flush_on_task_end(task: Any, task_run: Any, state: Any) -> None:
+    """Task hook: persist metrics logged by this process before the flow reads them."""
+    from prefect_mlops.tracking import fluent
+
+    fluent.get_client().flush()
+
+
+def end_tracked_run(flow: Any, flow_run: Any, state: Any) -> None:
+    """Flow hook: end the bound run with the flow run's final state and publish its summary."""
+    from prefect_mlops.tracking import fluent
+
+    run_id = _bound.get(str(flow_run.id))
+    if run_id is None:
+        return
+    client = fluent.get_client()
+    status = STATE_TO_STATUS.get(str(state.type.value), RunStatus.FINISHED)
+    try:
+        client.flush()
+        if status is RunStatus.FAILED and state.message:
+            client.set_tag(run_id, ERROR_TAG, state.message[:8000])
+        client.set_terminated(run_id, status)
+    finally:
+        with _bind_lock:
+            _bound.pop(str(flow_run.id), None)
+    try:
+        from prefect_mlops.tracking.prefect_ui import publish_run_summary
+
+        publish_run_summary(client, run_id, str(flow_run.id))
+    except Exception as exc:
+        logger.warning("Could not publish the run summary to Prefect: %s", exc)
+
+
+def forget_bindings() -> None:
+    with _bind_lock:
+        _bound.clear()

@@ -1,0 +1,86 @@
+"""Make runs agree with Prefect: a run still RUNNING whose flow run has ended takes its state.
+
+A flow run killed with SIGKILL under a worker is marked Crashed by Prefect, but the process
+that would have ended our run is gone; reading the run (or `prefect-mlops runs reconcile`)
+settles it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from prefect_mlops.tracking.entities import RunInfo, RunStatus, RunTag
+from prefect_mlops.tracking.prefect_binding import STATE_TO_STATUS
+
+if TYPE_CHECKING:
+    from prefect_mlops.tracking.client import TrackingClient
+
+logger = logging.getLogger("prefect_mlops.reconcile")
+
+RECONCILED_TAG = "mlops.reconciled_from"
+
+
+def prefect_api_configured() -> bool:
+    """True when a Prefect API URL is set (we never start an ephemeral server to ask)."""
+    from prefect.settings import get_current_settings
+
+    return bool(get_current_settings().api.url)
+
+
+def reconcile_runs(
+    client: TrackingClient, runs: Sequence[RunInfo] | None = None, *, quiet: bool = False
+) -> list[tuple[str, RunStatus, str]]:
+    """Settle RUNNING runs whose flow runs have ended; returns (run_id, new status, state)."""
+    candidates = [
+        r for r in (runs if runs is not None else client.store.list_running_bound_runs())
+        if r.prefect_flow_run_id and r.status is RunStatus.RUNNING
+    ]
+    if not candidates:
+        return []
+    try:
+        if not prefect_api_configured():
+            return []
+        flow_runs = _read_flow_run_states([str(r.prefect_flow_run_id) for r in candidates])
+    except Exception as exc:
+        if not quiet:
+            raise
+        logger.debug("Reconcile skipped, Prefect API unavailable: %s", exc)
+        return []
+    changed = []
+    for info in candidates:
+        found = flow_runs.get(str(info.prefect_flow_run_id))
+        if found is None:
+            continue
+        state_type, state_name, end_ms = found
+        status = STATE_TO_STATUS.get(state_type)
+        if status is None:
+            continue
+        if client.store.update_run(
+            info.run_id, status=status, end_time=end_ms, only_if_status=RunStatus.RUNNING
+        ):
+            client.store.set_tags(info.run_id, [RunTag(RECONCILED_TAG, state_name)])
+            changed.append((info.run_id, status, state_name))
+    return changed
+
+
+def _read_flow_run_states(ids: Sequence[str]) -> dict[str, tuple[str, str, int | None]]:
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    result: dict[str, tuple[str, str, int | None]] = {}
+    with get_client(sync_client=True) as prefect:
+        for i in range(0, len(ids), 200):
+            chunk = [UUID(x) for x in ids[i : i + 200]]
+            for fr in prefect.read_flow_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=chunk)), limit=len(chunk)
+            ):
+                if fr.state is None:
+                    continue
+                ts = fr.state.timestamp
+                end_ms = int(ts.timestamp() * 1000) if ts is not None else None
+                result[str(fr.id)] = (fr.state.type.value, fr.state.name, end_ms)
+    return result

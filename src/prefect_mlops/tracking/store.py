@@ -1,0 +1,613 @@
+"""All SQL of the tracking domain, behind one class.
+
+Nothing above this module touches a connection: the client passes ids and plain values and
+gets entities back, so a REST-backed store can implement the same methods later.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from prefect_mlops.core.db import get_engine, with_lock_retry, write_transaction
+from prefect_mlops.core.errors import AlreadyExists, Conflict, NotFound
+from prefect_mlops.core.ids import new_id, now_ms
+from prefect_mlops.core.migrate import ensure_schema
+from prefect_mlops.tracking import tables as t
+from prefect_mlops.tracking.entities import (
+    Experiment,
+    FileInfo,
+    Histogram,
+    Metric,
+    MetricSummary,
+    Param,
+    Run,
+    RunData,
+    RunInfo,
+    RunStatus,
+    RunTag,
+    ViewType,
+)
+
+T = TypeVar("T")
+MetricRow = tuple[str, str, float, int, int]  # run_id, key, value, timestamp, step
+_NAN = float("nan")
+_IN_CHUNK = 500
+
+
+def _lifecycle_filter(column: sa.ColumnElement[Any], view: ViewType) -> sa.ColumnElement[bool]:
+    if view is ViewType.ACTIVE_ONLY:
+        return column == "active"
+    if view is ViewType.DELETED_ONLY:
+        return column == "deleted"
+    return sa.true()
+
+
+def _chunks(items: Sequence[T], size: int = _IN_CHUNK) -> Iterable[Sequence[T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _from_db(value: float | None) -> float:
+    return _NAN if value is None else value
+
+
+def _to_db(value: float) -> float | None:
+    return None if value != value else value  # NaN is stored as NULL
+
+
+class SqlTrackingStore:
+    """Experiments, runs, params, tags, metrics, histograms and artifact records in SQL."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self.engine: Engine = get_engine(database_url)
+        ensure_schema(self.engine)
+        self._dialect = self.engine.dialect.name
+        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        self._insert_metrics_sql = (
+            "INSERT INTO metrics (run_id, key, value, timestamp, step) "
+            f"VALUES ({mark}, {mark}, {mark}, {mark}, {mark})"
+        )
+        self._latest_upsert = self._build_latest_upsert()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _write(self, fn: Callable[[Connection], T]) -> T:
+        def attempt() -> T:
+            with write_transaction(self.engine) as conn:
+                return fn(conn)
+
+        return with_lock_retry(attempt)
+
+    def _read(self, fn: Callable[[Connection], T]) -> T:
+        def attempt() -> T:
+            with self.engine.connect() as conn:
+                return fn(conn)
+
+        return with_lock_retry(attempt)
+
+    def _insert(self, table: sa.Table) -> Any:
+        if self._dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        return insert(table)
+
+    # -- experiments ------------------------------------------------------------------------
+
+    def create_experiment(
+        self, name: str, artifact_root: str, tags: dict[str, str] | None = None
+    ) -> str:
+        experiment_id = new_id()
+        now = now_ms()
+
+        def do(conn: Connection) -> None:
+            conn.execute(
+                t.experiments.insert().values(
+                    experiment_id=experiment_id,
+                    name=name,
+                    artifact_location=f"{artifact_root.rstrip('/')}/{experiment_id}",
+                    lifecycle_stage="active",
+                    creation_time=now,
+                    last_update_time=now,
+                )
+            )
+            if tags:
+                conn.execute(
+                    t.experiment_tags.insert(),
+                    [{"experiment_id": experiment_id, "key": k, "value": v} for k, v in tags.items()],
+                )
+
+        try:
+            self._write(do)
+        except IntegrityError:
+            raise AlreadyExists(
+                f"Experiment {name!r} already exists; use get_experiment_by_name({name!r}) "
+                "or choose another name."
+            ) from None
+        return experiment_id
+
+    def _experiment_from_rows(self, conn: Connection, rows: Sequence[Any]) -> list[Experiment]:
+        ids = [r.experiment_id for r in rows]
+        tags: dict[str, dict[str, str]] = {i: {} for i in ids}
+        for chunk in _chunks(ids):
+            for tag in conn.execute(
+                sa.select(t.experiment_tags).where(t.experiment_tags.c.experiment_id.in_(chunk))
+            ):
+                tags[tag.experiment_id][tag.key] = tag.value
+        return [
+            Experiment(
+                experiment_id=r.experiment_id,
+                name=r.name,
+                artifact_location=r.artifact_location,
+                lifecycle_stage=r.lifecycle_stage,
+                creation_time=r.creation_time,
+                last_update_time=r.last_update_time,
+                tags=tags[r.experiment_id],
+            )
+            for r in rows
+        ]
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        def do(conn: Connection) -> list[Experiment]:
+            rows = conn.execute(
+                sa.select(t.experiments).where(t.experiments.c.experiment_id == experiment_id)
+            ).all()
+            return self._experiment_from_rows(conn, rows)
+
+        found = self._read(do)
+        if not found:
+            raise NotFound(f"No experiment with id {experiment_id!r}.")
+        return found[0]
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        def do(conn: Connection) -> list[Experiment]:
+            rows = conn.execute(sa.select(t.experiments).where(t.experiments.c.name == name)).all()
+            return self._experiment_from_rows(conn, rows)
+
+        found = self._read(do)
+        return found[0] if found else None
+
+    def search_experiments(
+        self, view: ViewType = ViewType.ACTIVE_ONLY, max_results: int = 1000
+    ) -> list[Experiment]:
+        def do(conn: Connection) -> list[Experiment]:
+            rows = conn.execute(
+                sa.select(t.experiments)
+                .where(_lifecycle_filter(t.experiments.c.lifecycle_stage, view))
+                .order_by(t.experiments.c.last_update_time.desc(), t.experiments.c.name)
+                .limit(max_results)
+            ).all()
+            return self._experiment_from_rows(conn, rows)
+
+        return self._read(do)
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        experiment_id: str,
+        run_name: str,
+        artifact_location: str,
+        *,
+        start_time: int | None = None,
+        user_id: str = "",
+        tags: dict[str, str] | None = None,
+        parent_run_id: str | None = None,
+        prefect_flow_run_id: str | None = None,
+        status: RunStatus = RunStatus.RUNNING,
+    ) -> Run:
+        run_id = new_id()
+        values = {
+            "run_id": run_id,
+            "experiment_id": experiment_id,
+            "run_name": run_name,
+            "status": status.value,
+            "start_time": start_time if start_time is not None else now_ms(),
+            "end_time": None,
+            "lifecycle_stage": "active",
+            "user_id": user_id,
+            "artifact_uri": f"{artifact_location.rstrip('/')}/{run_id}/artifacts",
+            "parent_run_id": parent_run_id,
+            "prefect_flow_run_id": prefect_flow_run_id,
+            "deleted_time": None,
+        }
+        tag_rows = [{"run_id": run_id, "key": k, "value": v} for k, v in (tags or {}).items()]
+
+        def do(conn: Connection) -> None:
+            conn.execute(t.runs.insert().values(**values))
+            if tag_rows:
+                conn.execute(t.tags.insert(), tag_rows)
+
+        self._write(do)
+        info = self._info_from_row(values)
+        return Run(info=info, data=RunData(tags={r["key"]: r["value"] for r in tag_rows}))
+
+    @staticmethod
+    def _info_from_row(r: Any) -> RunInfo:
+        get = r.__getitem__ if isinstance(r, dict) else r._mapping.__getitem__
+        return RunInfo(
+            run_id=get("run_id"),
+            experiment_id=get("experiment_id"),
+            run_name=get("run_name"),
+            status=RunStatus(get("status")),
+            start_time=get("start_time"),
+            end_time=get("end_time"),
+            lifecycle_stage=get("lifecycle_stage"),
+            user_id=get("user_id"),
+            artifact_uri=get("artifact_uri"),
+            parent_run_id=get("parent_run_id"),
+            prefect_flow_run_id=get("prefect_flow_run_id"),
+        )
+
+    def get_run_info(self, run_id: str) -> RunInfo:
+        row = self._read(
+            lambda conn: conn.execute(sa.select(t.runs).where(t.runs.c.run_id == run_id)).first()
+        )
+        if row is None:
+            raise NotFound(f"No run with id {run_id!r}.")
+        return self._info_from_row(row)
+
+    def get_run_by_flow_run_id(self, flow_run_id: str) -> Run | None:
+        row = self._read(
+            lambda conn: conn.execute(
+                sa.select(t.runs.c.run_id).where(t.runs.c.prefect_flow_run_id == flow_run_id)
+            ).first()
+        )
+        return self.get_run(row.run_id) if row else None
+
+    def _load_runs(self, conn: Connection, rows: Sequence[Any]) -> list[Run]:
+        ids = [r.run_id for r in rows]
+        params: dict[str, dict[str, str]] = {i: {} for i in ids}
+        tags: dict[str, dict[str, str]] = {i: {} for i in ids}
+        metrics: dict[str, dict[str, float]] = {i: {} for i in ids}
+        for chunk in _chunks(ids):
+            for run_id, key, value in conn.execute(
+                sa.select(t.params.c.run_id, t.params.c.key, t.params.c.value).where(
+                    t.params.c.run_id.in_(chunk)
+                )
+            ):
+                params[run_id][key] = value
+            for run_id, key, value in conn.execute(
+                sa.select(t.tags.c.run_id, t.tags.c.key, t.tags.c.value).where(
+                    t.tags.c.run_id.in_(chunk)
+                )
+            ):
+                tags[run_id][key] = value
+            lm = t.latest_metrics
+            for run_id, key, value in conn.execute(
+                sa.select(lm.c.run_id, lm.c.key, lm.c.value).where(lm.c.run_id.in_(chunk))
+            ):
+                metrics[run_id][key] = _from_db(value)
+        return [
+            Run(
+                info=self._info_from_row(r),
+                data=RunData(
+                    params=params[r.run_id], metrics=metrics[r.run_id], tags=tags[r.run_id]
+                ),
+            )
+            for r in rows
+        ]
+
+    def get_run(self, run_id: str) -> Run:
+        def do(conn: Connection) -> list[Run]:
+            rows = conn.execute(sa.select(t.runs).where(t.runs.c.run_id == run_id)).all()
+            return self._load_runs(conn, rows)
+
+        found = self._read(do)
+        if not found:
+            raise NotFound(f"No run with id {run_id!r}.")
+        return found[0]
+
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str] | None,
+        view: ViewType = ViewType.ACTIVE_ONLY,
+        max_results: int = 1000,
+    ) -> list[Run]:
+        def do(conn: Connection) -> list[Run]:
+            query = sa.select(t.runs).where(_lifecycle_filter(t.runs.c.lifecycle_stage, view))
+            if experiment_ids is not None:
+                query = query.where(t.runs.c.experiment_id.in_(list(experiment_ids)))
+            query = query.order_by(t.runs.c.start_time.desc(), t.runs.c.run_id).limit(max_results)
+            return self._load_runs(conn, conn.execute(query).all())
+
+        return self._read(do)
+
+    def list_running_bound_runs(self) -> list[RunInfo]:
+        """Runs still RUNNING that belong to a Prefect flow run (candidates for reconcile)."""
+        rows = self._read(
+            lambda conn: conn.execute(
+                sa.select(t.runs).where(
+                    t.runs.c.status == RunStatus.RUNNING.value,
+                    t.runs.c.prefect_flow_run_id.is_not(None),
+                )
+            ).all()
+        )
+        return [self._info_from_row(r) for r in rows]
+
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        status: RunStatus | None = None,
+        end_time: int | None = None,
+        run_name: str | None = None,
+        only_if_status: RunStatus | None = None,
+    ) -> bool:
+        """Update a run's info; with ``only_if_status`` only when it still has that status."""
+        values: dict[str, Any] = {}
+        if status is not None:
+            values["status"] = status.value
+        if end_time is not None:
+            values["end_time"] = end_time
+        if run_name is not None:
+            values["run_name"] = run_name
+        if not values:
+            return False
+        query = t.runs.update().where(t.runs.c.run_id == run_id).values(**values)
+        if only_if_status is not None:
+            query = query.where(t.runs.c.status == only_if_status.value)
+        return bool(self._write(lambda conn: conn.execute(query).rowcount))
+
+    def set_lifecycle(self, run_id: str, stage: str) -> None:
+        deleted_time = now_ms() if stage == "deleted" else None
+        self._write(
+            lambda conn: conn.execute(
+                t.runs.update()
+                .where(t.runs.c.run_id == run_id)
+                .values(lifecycle_stage=stage, deleted_time=deleted_time)
+            )
+        )
+
+    # -- params and tags --------------------------------------------------------------------
+
+    def log_params(self, run_id: str, params: Sequence[Param]) -> None:
+        if not params:
+            return
+        wanted = {p.key: p.value for p in params}
+
+        def do(conn: Connection) -> None:
+            existing = dict(
+                conn.execute(
+                    sa.select(t.params.c.key, t.params.c.value).where(
+                        t.params.c.run_id == run_id, t.params.c.key.in_(list(wanted))
+                    )
+                ).all()
+            )
+            for key, value in wanted.items():
+                if key in existing and existing[key] != value:
+                    raise Conflict(
+                        f"Param {key!r} of run {run_id} is already {existing[key]!r}; it cannot "
+                        f"change to {value!r}. Params are immutable: log the new value under "
+                        "another key, or start a new run."
+                    )
+            new = [
+                {"run_id": run_id, "key": k, "value": v}
+                for k, v in wanted.items()
+                if k not in existing
+            ]
+            if new:
+                conn.execute(t.params.insert(), new)
+
+        self._write(do)
+
+    def set_tags(self, run_id: str, tags: Sequence[RunTag]) -> None:
+        if not tags:
+            return
+        rows = [{"run_id": run_id, "key": k, "value": v} for k, v in dict(tags).items()]
+        stmt = self._insert(t.tags)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[t.tags.c.run_id, t.tags.c.key], set_={"value": stmt.excluded.value}
+        )
+        self._write(lambda conn: conn.execute(stmt, rows))
+
+    def delete_tag(self, run_id: str, key: str) -> bool:
+        return bool(
+            self._write(
+                lambda conn: conn.execute(
+                    t.tags.delete().where(t.tags.c.run_id == run_id, t.tags.c.key == key)
+                ).rowcount
+            )
+        )
+
+    # -- metrics ----------------------------------------------------------------------------
+
+    def _build_latest_upsert(self) -> Any:
+        lm = t.latest_metrics
+        stmt = self._insert(lm)
+        ex = stmt.excluded
+        newer = sa.or_(ex.step > lm.c.step, sa.and_(ex.step == lm.c.step, ex.timestamp >= lm.c.timestamp))
+
+        def pick(new: Any, old: Any, better: Any) -> Any:
+            return sa.case((old.is_(None), new), (new.is_(None), old), (better, new), else_=old)
+
+        return stmt.on_conflict_do_update(
+            index_elements=[lm.c.run_id, lm.c.key],
+            set_={
+                "value": sa.case((newer, ex.value), else_=lm.c.value),
+                "timestamp": sa.case((newer, ex.timestamp), else_=lm.c.timestamp),
+                "step": sa.case((newer, ex.step), else_=lm.c.step),
+                "min_value": pick(ex.min_value, lm.c.min_value, ex.min_value < lm.c.min_value),
+                "max_value": pick(ex.max_value, lm.c.max_value, ex.max_value > lm.c.max_value),
+                "count": lm.c.count + ex.count,
+            },
+        )
+
+    @staticmethod
+    def _summarise(rows: Sequence[MetricRow]) -> list[dict[str, Any]]:
+        latest: dict[tuple[str, str], list[Any]] = {}
+        for run_id, key, value, ts, step in rows:
+            nan = value != value
+            cur = latest.get((run_id, key))
+            if cur is None:
+                latest[(run_id, key)] = [
+                    value, ts, step, None if nan else value, None if nan else value, 1
+                ]
+                continue
+            if step > cur[2] or (step == cur[2] and ts >= cur[1]):
+                cur[0], cur[1], cur[2] = value, ts, step
+            if not nan:
+                if cur[3] is None or value < cur[3]:
+                    cur[3] = value
+                if cur[4] is None or value > cur[4]:
+                    cur[4] = value
+            cur[5] += 1
+        return [
+            {
+                "run_id": run_id,
+                "key": key,
+                "value": _to_db(v[0]),
+                "timestamp": v[1],
+                "step": v[2],
+                "min_value": v[3],
+                "max_value": v[4],
+                "count": v[5],
+            }
+            for (run_id, key), v in latest.items()
+        ]
+
+    def log_metric_rows(self, rows: Sequence[MetricRow]) -> None:
+        """Persist points and fold them into ``latest_metrics``, in one transaction."""
+        if not rows:
+            return
+        db_rows = [
+            (r, k, None if v != v else v, ts, s) for r, k, v, ts, s in rows
+        ]
+        summary = self._summarise(rows)
+        sql = self._insert_metrics_sql
+
+        def do(conn: Connection) -> None:
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            cur = raw.cursor()
+            try:
+                cur.executemany(sql, db_rows)
+            finally:
+                cur.close()
+            conn.execute(self._latest_upsert, summary)
+
+        self._write(do)
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        m = t.metrics
+        rows = self._read(
+            lambda conn: conn.execute(
+                sa.select(m.c.value, m.c.timestamp, m.c.step)
+                .where(m.c.run_id == run_id, m.c.key == key)
+                .order_by(m.c.step, m.c.timestamp)
+            ).all()
+        )
+        return [Metric(key, _NAN if v is None else v, ts, s) for v, ts, s in rows]
+
+    def get_metric_summaries(self, run_id: str) -> list[MetricSummary]:
+        lm = t.latest_metrics
+        rows = self._read(
+            lambda conn: conn.execute(
+                sa.select(lm).where(lm.c.run_id == run_id).order_by(lm.c.key)
+            ).all()
+        )
+        return [
+            MetricSummary(
+                key=r.key,
+                last=_from_db(r.value),
+                step=r.step,
+                timestamp=r.timestamp,
+                min=_from_db(r.min_value),
+                max=_from_db(r.max_value),
+                count=r.count,
+            )
+            for r in rows
+        ]
+
+    # -- histograms -------------------------------------------------------------------------
+
+    def log_histogram(self, run_id: str, hist: Histogram) -> None:
+        row = {
+            "run_id": run_id,
+            "key": hist.key,
+            "step": hist.step,
+            "timestamp": hist.timestamp,
+            "edges": json.dumps([e if math.isfinite(e) else str(e) for e in hist.edges]),
+            "counts": json.dumps(hist.counts),
+        }
+        self._write(lambda conn: conn.execute(t.histograms.insert().values(**row)))
+
+    def get_histograms(self, run_id: str, key: str) -> list[Histogram]:
+        h = t.histograms
+        rows = self._read(
+            lambda conn: conn.execute(
+                sa.select(h).where(h.c.run_id == run_id, h.c.key == key).order_by(h.c.step)
+            ).all()
+        )
+        return [
+            Histogram(
+                key=r.key,
+                step=r.step,
+                timestamp=r.timestamp,
+                edges=[float(e) for e in json.loads(r.edges)],
+                counts=json.loads(r.counts),
+            )
+            for r in rows
+        ]
+
+    def list_histogram_keys(self, run_id: str) -> list[str]:
+        h = t.histograms
+        return list(
+            self._read(
+                lambda conn: conn.execute(
+                    sa.select(h.c.key).where(h.c.run_id == run_id).distinct().order_by(h.c.key)
+                ).scalars().all()
+            )
+        )
+
+    # -- artifacts --------------------------------------------------------------------------
+
+    def record_artifact(self, run_id: str, path: str, size: int, sha256: str) -> None:
+        stmt = self._insert(t.artifacts)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[t.artifacts.c.run_id, t.artifacts.c.path],
+            set_={
+                "size": stmt.excluded.size,
+                "sha256": stmt.excluded.sha256,
+                "created_time": stmt.excluded.created_time,
+            },
+        )
+        row = {"run_id": run_id, "path": path, "size": size, "sha256": sha256,
+               "created_time": now_ms()}
+        self._write(lambda conn: conn.execute(stmt, [row]))
+
+    def list_artifacts(self, run_id: str, path: str = "") -> list[FileInfo]:
+        """Direct children of ``path``: files with size and sha256, and sub-folders."""
+        a = t.artifacts
+        prefix = f"{path}/" if path else ""
+        query = sa.select(a.c.path, a.c.size, a.c.sha256).where(a.c.run_id == run_id)
+        if prefix:
+            query = query.where(a.c.path.startswith(prefix, autoescape=True))
+        rows = self._read(lambda conn: conn.execute(query.order_by(a.c.path)).all())
+        entries: dict[str, FileInfo] = {}
+        for full, size, digest in rows:
+            rest = full[len(prefix):]
+            head, sep, _ = rest.partition("/")
+            if sep:
+                entries.setdefault(prefix + head, FileInfo(prefix + head, True))
+            else:
+                entries[full] = FileInfo(full, False, size, digest)
+        return sorted(entries.values(), key=lambda f: f.path)
+
+    def artifact_paths(self, run_id: str, path: str = "") -> list[str]:
+        """Every artifact file path at or under ``path``."""
+        a = t.artifacts
+        query = sa.select(a.c.path).where(a.c.run_id == run_id)
+        if path:
+            query = query.where(
+                sa.or_(a.c.path == path, a.c.path.startswith(f"{path}/", autoescape=True))
+            )
+        return list(self._read(lambda conn: conn.execute(query).scalars().all()))

@@ -1,0 +1,112 @@
+"""Tracking tables. Times are epoch milliseconds; ids are 32-char hex strings.
+
+A NaN metric value is stored as NULL (SQLite turns NaN into NULL anyway); ±Inf are stored as is.
+``latest_metrics`` keeps, per run and key, the latest point plus min, max and count, so that
+reading a run never scans its history.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from prefect_mlops.core.schema import metadata
+
+ID = sa.String(32)
+
+experiments = sa.Table(
+    "experiments",
+    metadata,
+    sa.Column("experiment_id", ID, primary_key=True),
+    sa.Column("name", sa.String(256), nullable=False, unique=True),
+    sa.Column("artifact_location", sa.String(1000), nullable=False),
+    sa.Column("lifecycle_stage", sa.String(20), nullable=False, server_default="active"),
+    sa.Column("creation_time", sa.BigInteger, nullable=False),
+    sa.Column("last_update_time", sa.BigInteger, nullable=False),
+)
+
+experiment_tags = sa.Table(
+    "experiment_tags",
+    metadata,
+    sa.Column("experiment_id", ID, primary_key=True),
+    sa.Column("key", sa.String(250), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", ID, primary_key=True),
+    sa.Column("experiment_id", ID, nullable=False, index=True),
+    sa.Column("run_name", sa.String(250), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("start_time", sa.BigInteger, nullable=False),
+    sa.Column("end_time", sa.BigInteger, nullable=True),
+    sa.Column("lifecycle_stage", sa.String(20), nullable=False, server_default="active"),
+    sa.Column("user_id", sa.String(256), nullable=False, server_default=""),
+    sa.Column("artifact_uri", sa.String(1000), nullable=False),
+    sa.Column("parent_run_id", ID, nullable=True, index=True),
+    sa.Column("prefect_flow_run_id", sa.String(36), nullable=True, unique=True),
+    sa.Column("deleted_time", sa.BigInteger, nullable=True),
+)
+
+params = sa.Table(
+    "params",
+    metadata,
+    sa.Column("run_id", ID, primary_key=True),
+    sa.Column("key", sa.String(250), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+tags = sa.Table(
+    "tags",
+    metadata,
+    sa.Column("run_id", ID, primary_key=True),
+    sa.Column("key", sa.String(250), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+metrics = sa.Table(
+    "metrics",
+    metadata,
+    sa.Column("run_id", ID, nullable=False),
+    sa.Column("key", sa.String(250), nullable=False),
+    sa.Column("value", sa.Float(precision=53), nullable=True),
+    sa.Column("timestamp", sa.BigInteger, nullable=False),
+    sa.Column("step", sa.BigInteger, nullable=False),
+    sa.Index("ix_metrics_run_key_step", "run_id", "key", "step"),
+)
+
+latest_metrics = sa.Table(
+    "latest_metrics",
+    metadata,
+    sa.Column("run_id", ID, primary_key=True),
+    sa.Column("key", sa.String(250), primary_key=True),
+    sa.Column("value", sa.Float(precision=53), nullable=True),
+    sa.Column("timestamp", sa.BigInteger, nullable=False),
+    sa.Column("step", sa.BigInteger, nullable=False),
+    sa.Column("min_value", sa.Float(precision=53), nullable=True),
+    sa.Column("max_value", sa.Float(precision=53), nullable=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
+)
+
+histograms = sa.Table(
+    "histograms",
+    metadata,
+    sa.Column("run_id", ID, nullable=False),
+    sa.Column("key", sa.String(250), nullable=False),
+    sa.Column("step", sa.BigInteger, nullable=False),
+    sa.Column("timestamp", sa.BigInteger, nullable=False),
+    sa.Column("edges", sa.Text, nullable=False),
+    sa.Column("counts", sa.Text, nullable=False),
+    sa.Index("ix_histograms_run_key_step", "run_id", "key", "step"),
+)
+
+artifacts = sa.Table(
+    "artifacts",
+    metadata,
+    sa.Column("run_id", ID, primary_key=True),
+    sa.Column("path", sa.String(1000), primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("created_time", sa.BigInteger, nullable=False),
+)

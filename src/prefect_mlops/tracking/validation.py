@@ -1,0 +1,135 @@
+"""Rules on names and values, checked before anything is buffered or written."""
+
+from __future__ import annotations
+
+import math
+import posixpath
+import re
+from numbers import Real
+
+from prefect_mlops.core.errors import InvalidInput
+
+MAX_KEY_LENGTH = 250
+MAX_PARAM_VALUE_LENGTH = 6000
+MAX_TAG_VALUE_LENGTH = 8000
+MAX_RUN_NAME_LENGTH = 250
+MAX_EXPERIMENT_NAME_LENGTH = 256
+
+_KEY_RE = re.compile(r"[A-Za-z0-9_\-./ ]+")
+_valid_keys: set[str] = set()
+
+
+def validate_key(key: object, kind: str = "metric") -> str:
+    """Return ``key`` if it is a valid name for a metric, param or tag; raise otherwise."""
+    if key in _valid_keys:
+        return key  # type: ignore[return-value]
+    if not isinstance(key, str):
+        raise InvalidInput(f"{kind} key must be a string, got {type(key).__name__} {key!r}.")
+    if not key:
+        raise InvalidInput(f"{kind} key must not be empty.")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidInput(
+            f"{kind} key {key[:40]!r}... is {len(key)} characters; the limit is "
+            f"{MAX_KEY_LENGTH}. Use a shorter name."
+        )
+    if not _KEY_RE.fullmatch(key):
+        bad = sorted({c for c in key if not _KEY_RE.fullmatch(c)})
+        raise InvalidInput(
+            f"{kind} key {key!r} contains {''.join(bad)!r}; keys may only contain letters, "
+            "digits, '_', '-', '.', '/' and spaces."
+        )
+    if len(_valid_keys) < 100_000:
+        _valid_keys.add(key)
+    return key
+
+
+def metric_value(key: str, value: object) -> float:
+    """``value`` as a float; booleans and non-numbers are refused (NaN and ±Inf are fine)."""
+    if type(value) is float:
+        return value  # type: ignore[return-value]
+    if isinstance(value, bool) or not isinstance(value, Real):
+        # numpy scalars and 0-d arrays are Real or convertible; strings are not.
+        if hasattr(value, "__float__") and not isinstance(value, (str, bytes, bool)):
+            try:
+                return float(value)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                pass
+        raise InvalidInput(
+            f"Metric {key!r} got value {value!r} of type {type(value).__name__}; metric values "
+            "must be numbers (int, float, numpy scalars; NaN and ±Inf allowed)."
+        )
+    return float(value)
+
+
+def metric_step(key: str, step: object) -> int:
+    if type(step) is int:
+        return step  # type: ignore[return-value]
+    if isinstance(step, bool) or not isinstance(step, int):
+        try:
+            as_int = int(step)  # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            as_int = None
+        if as_int is None or isinstance(step, bool) or as_int != step:
+            raise InvalidInput(f"Metric {key!r} got step {step!r}; steps must be integers.")
+        return as_int
+    return int(step)
+
+
+def stringify(value: object) -> str:
+    """How a param or tag value is stored: booleans and numbers as Python writes them."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
+    return str(value)
+
+
+def validate_param_value(key: str, value: object) -> str:
+    text = stringify(value)
+    if len(text) > MAX_PARAM_VALUE_LENGTH:
+        raise InvalidInput(
+            f"Param {key!r} has a value of {len(text)} characters; the limit is "
+            f"{MAX_PARAM_VALUE_LENGTH}. Log long values with log_text or log_dict instead."
+        )
+    return text
+
+
+def validate_tag_value(key: str, value: object) -> str:
+    text = stringify(value)
+    if len(text) > MAX_TAG_VALUE_LENGTH:
+        raise InvalidInput(
+            f"Tag {key!r} has a value of {len(text)} characters; the limit is "
+            f"{MAX_TAG_VALUE_LENGTH}. Log long values with log_text instead."
+        )
+    return text
+
+
+def validate_name(name: object, kind: str, limit: int) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInput(f"{kind} name must be a non-empty string, got {name!r}.")
+    if len(name) > limit:
+        raise InvalidInput(
+            f"{kind} name {name[:40]!r}... is {len(name)} characters; the limit is {limit}."
+        )
+    return name
+
+
+def safe_artifact_path(path: str | None) -> str:
+    """Normalise a relative artifact path; refuse anything that escapes the run's folder."""
+    if path is None or path in ("", "."):
+        return ""
+    if not isinstance(path, str):
+        raise InvalidInput(f"Artifact path must be a string, got {path!r}.")
+    candidate = path.replace("\\", "/")
+    if candidate.startswith("/") or re.match(r"^[A-Za-z]:", candidate) or "://" in candidate:
+        raise InvalidInput(
+            f"Artifact path {path!r} is absolute; give a path relative to the run's "
+            "artifact folder, e.g. 'models/model.pkl'."
+        )
+    parts = [p for p in candidate.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise InvalidInput(
+            f"Artifact path {path!r} contains '..' and would escape the run's artifact "
+            "folder; give a path inside it, e.g. 'plots/loss.png'."
+        )
+    return posixpath.join(*parts) if parts else ""
