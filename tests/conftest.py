@@ -58,8 +58,17 @@ def prefect_server() -> Iterator[str]:
     log = open(_SESSION_DIR / "prefect-server.log", "wb")  # noqa: SIM115
     env = dict(os.environ, PREFECT_UI_ENABLED="false")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-         "--port", str(_PREFECT_PORT)],
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(_PREFECT_PORT),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
@@ -123,9 +132,7 @@ def _truncate_postgres(url: str) -> None:
     try:
         ensure_schema(engine)
         with engine.begin() as conn:
-            names = [
-                n for n in sa.inspect(conn).get_table_names() if n != "alembic_version"
-            ]
+            names = [n for n in sa.inspect(conn).get_table_names() if n != "alembic_version"]
             conn.exec_driver_sql(f"TRUNCATE {', '.join(names)}")
     finally:
         engine.dispose()

@@ -1,10 +1,10 @@
 """prefect-mlops: experiment tracking and the ML layer for teams who orchestrate with Prefect.
 
-    import prefect_mlops as mlops
+import prefect_mlops as mlops
 
-    @flow
-    def train(lr: float = 0.1):
-        mlops.log_metric("loss", 0.5, step=1)   # a run bound to this flow run
+@flow
+def train(lr: float = 0.1):
+    mlops.log_metric("loss", 0.5, step=1)   # a run bound to this flow run
 """
 
 from prefect_mlops.core.errors import (

@@ -80,10 +80,14 @@ def test_fsspec_memory_url(mlops_home: Path, tmp_path: Path) -> None:
     assert (out / "a.txt").read_text() == "hello"
 
 
-def test_prefect_local_file_system_block(prefect_server: str, mlops_home: Path, tmp_path: Path) -> None:
+def test_prefect_local_file_system_block(
+    prefect_server: str, mlops_home: Path, tmp_path: Path
+) -> None:
     from prefect.filesystems import LocalFileSystem
 
-    LocalFileSystem(basepath=str(tmp_path / "block-root")).save("mlops-test-artifacts", overwrite=True)
+    LocalFileSystem(basepath=str(tmp_path / "block-root")).save(
+        "mlops-test-artifacts", overwrite=True
+    )
     client = TrackingClient(artifact_storage="local-file-system/mlops-test-artifacts")
     exp = client.get_or_create_experiment("blocks")
     run_id = client.create_run(exp.experiment_id).info.run_id
@@ -93,7 +97,9 @@ def test_prefect_local_file_system_block(prefect_server: str, mlops_home: Path, 
     assert info.path == "models/model.bin" and info.file_size == 3 * CHUNK
     uri = client.get_run(run_id).info.artifact_uri
     assert uri.startswith("block://local-file-system/mlops-test-artifacts/")
-    stored = tmp_path / "block-root" / exp.experiment_id / run_id / "artifacts" / "models" / "model.bin"
+    stored = (
+        tmp_path / "block-root" / exp.experiment_id / run_id / "artifacts" / "models" / "model.bin"
+    )
     assert stored.read_bytes() == source.read_bytes()
     # a fresh client (another process would do the same) finds the files through the block
     fresh = TrackingClient(artifact_storage=str(tmp_path / "unused"))
@@ -122,7 +128,9 @@ def test_missing_block_is_a_clear_error(prefect_server: str, mlops_home: Path) -
 
 
 @pytest.mark.parametrize("bad", ["../escape.txt", "a/../../b", "/etc/passwd", "C:/x", "s3://b/k"])
-def test_paths_escaping_the_run_folder_are_refused(mlops_home: Path, tmp_path: Path, bad: str) -> None:
+def test_paths_escaping_the_run_folder_are_refused(
+    mlops_home: Path, tmp_path: Path, bad: str
+) -> None:
     client = TrackingClient()
     exp = client.get_or_create_experiment("x")
     run_id = client.create_run(exp.experiment_id).info.run_id

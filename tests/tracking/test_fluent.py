@@ -84,10 +84,20 @@ def test_text_dict_table_artifacts(tracking_db: str, tmp_path: Path) -> None:
         mlops.log_artifact(src / "top.txt")
     client = mlops.get_client()
     listing = {f.path: f for f in client.list_artifacts(run.run_id)}
-    assert set(listing) == {"bundle", "config.json", "config.yaml", "notes", "table.json", "top.txt"}
+    assert set(listing) == {
+        "bundle",
+        "config.json",
+        "config.yaml",
+        "notes",
+        "table.json",
+        "top.txt",
+    }
     assert listing["bundle"].is_dir and not listing["top.txt"].is_dir
     assert listing["top.txt"].file_size == 1
-    assert [f.path for f in client.list_artifacts(run.run_id, "bundle")] == ["bundle/sub", "bundle/top.txt"]
+    assert [f.path for f in client.list_artifacts(run.run_id, "bundle")] == [
+        "bundle/sub",
+        "bundle/top.txt",
+    ]
     out = mlops.download_artifacts(run.run_id, dst_path=tmp_path / "dl")
     assert json.loads((out / "config.json").read_text()) == {"lr": 0.1, "layers": [1, 2]}
     assert yaml.safe_load((out / "config.yaml").read_text()) == {"lr": 0.1, "layers": [1, 2]}

@@ -69,7 +69,9 @@ def test_run_lifecycle_and_shape(client: TrackingClient) -> None:
 def test_metric_history_order_and_latest(client: TrackingClient) -> None:
     run_id = new_run(client).info.run_id
     for step, value in [(2, 0.2), (0, 1.0), (1, 0.5), (2, 0.1)]:
-        client.log_metric(run_id, "loss", value, timestamp=1000 + step * 10 + int(value * 10), step=step)
+        client.log_metric(
+            run_id, "loss", value, timestamp=1000 + step * 10 + int(value * 10), step=step
+        )
     history = client.get_metric_history(run_id, "loss")
     assert [(m.step, m.value) for m in history] == [(0, 1.0), (1, 0.5), (2, 0.1), (2, 0.2)]
     assert all(m.key == "loss" for m in history)

@@ -19,7 +19,8 @@ WORKER = textwrap.dedent(
     """
     import sys, threading
     from prefect_mlops import TrackingClient
-    run_id, proc, threads, points = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    run_id = sys.argv[1]
+    proc, threads, points = (int(x) for x in sys.argv[2:5])
     client = TrackingClient()
     def work(t):
         key = f"p{proc}/t{t}"
@@ -56,7 +57,13 @@ def test_four_processes_four_threads_into_one_sqlite_file(mlops_home: Path) -> N
     summaries = {s.key: s for s in client.get_metric_summaries(run_id)}
     assert len(summaries) == procs * threads
     for s in summaries.values():
-        assert (s.count, s.min, s.max, s.last, s.step) == (points, 0, points - 1, points - 1, points - 1)
+        assert (s.count, s.min, s.max, s.last, s.step) == (
+            points,
+            0,
+            points - 1,
+            points - 1,
+            points - 1,
+        )
     history = client.get_metric_history(run_id, "p3/t3")
     assert [m.value for m in history] == [float(i) for i in range(points)]
 
@@ -105,7 +112,9 @@ def test_points_older_than_flush_interval_survive_sigkill(mlops_home: Path, tmp_
 
 def test_writer_bounds_memory_by_writing_inline() -> None:
     written: list[int] = []
-    writer = MetricWriter(lambda rows: written.append(len(rows)), flush_interval=60, max_buffered=1000)
+    writer = MetricWriter(
+        lambda rows: written.append(len(rows)), flush_interval=60, max_buffered=1000
+    )
     for i in range(2500):
         writer.append(("r", "k", float(i), 0, i))
     assert writer.pending < 1000

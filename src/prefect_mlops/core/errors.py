@@ -1,10 +1,10 @@
 """The exceptions prefect-mlops raises.
 
     MlopsError                 root: catch this to handle anything we raise
-    ├── InvalidInput           a value the caller passed breaks a rule (names the value and the rule)
+    ├── InvalidInput           a value passed in breaks a rule (names the value and the rule)
     ├── NotFound               an id or name that does not exist
     ├── AlreadyExists          a name that must be unique is taken
-    ├── Conflict               the request contradicts stored state (e.g. a param re-logged differently)
+    ├── Conflict               the request contradicts stored state (a param re-logged)
     └── StorageError           the database or artifact storage failed
         └── DatabaseUnavailable  the metadata database cannot be reached
 

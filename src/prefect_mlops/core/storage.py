@@ -58,13 +58,13 @@ class FsspecBackend:
         full = self._full(path)
         if self.local:
             os.makedirs(os.path.dirname(full), exist_ok=True)
-            return tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in commit()
+            return tempfile.NamedTemporaryFile(
                 dir=os.path.dirname(full), prefix=".upload-", delete=False
             )
         parent = posixpath.dirname(full)
         if parent:
             self.fs.makedirs(parent, exist_ok=True)
-        return self.fs.open(full, "wb")  # type: ignore[no-any-return]
+        return self.fs.open(full, "wb")
 
     def commit(self, handle: IO[bytes], path: str) -> None:
         handle.close()
@@ -72,7 +72,7 @@ class FsspecBackend:
             os.replace(handle.name, self._full(path))
 
     def open_read(self, path: str) -> IO[bytes]:
-        return self.fs.open(self._full(path), "rb")  # type: ignore[no-any-return]
+        return self.fs.open(self._full(path), "rb")
 
 
 class BlockBackend:
@@ -86,7 +86,7 @@ class BlockBackend:
         return posixpath.join(self.root, path) if self.root else path
 
     def open_write(self, path: str) -> IO[bytes]:
-        return tempfile.SpooledTemporaryFile(max_size=64 * CHUNK)  # type: ignore[return-value]
+        return tempfile.SpooledTemporaryFile(max_size=64 * CHUNK)
 
     def commit(self, handle: IO[bytes], path: str) -> None:
         handle.seek(0)
@@ -110,7 +110,7 @@ def _block_backend(spec: str) -> Backend:
         )
     slug, sub = "/".join(parts[:2]), "/".join(parts[2:])
     try:
-        block = Block.load(slug, _sync=True)  # type: ignore[call-arg]
+        block: Any = Block.load(slug, _sync=True)  # type: ignore[call-arg]
     except (ValueError, RuntimeError) as exc:
         raise StorageError(
             f"Cannot load the Prefect storage block {slug!r}: {exc}. Create it first (e.g. "
@@ -142,7 +142,7 @@ def _block_backend(spec: str) -> Backend:
 @lru_cache(maxsize=64)
 def _backend_for_root(root: str) -> Backend:
     if root.startswith(BLOCK_SCHEME):
-        return _block_backend(root[len(BLOCK_SCHEME):])
+        return _block_backend(root[len(BLOCK_SCHEME) :])
     import fsspec
     from fsspec.core import url_to_fs
 
@@ -157,7 +157,7 @@ def _backend_for_root(root: str) -> Backend:
 def _split_root(uri: str) -> tuple[Backend, str]:
     """The backend for a storage root plus the path under it for ``uri``."""
     if uri.startswith(BLOCK_SCHEME):
-        parts = uri[len(BLOCK_SCHEME):].split("/")
+        parts = uri[len(BLOCK_SCHEME) :].split("/")
         return _backend_for_root(BLOCK_SCHEME + "/".join(parts[:2])), "/".join(parts[2:])
     return _backend_for_root(uri), ""
 

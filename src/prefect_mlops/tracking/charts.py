@@ -12,7 +12,9 @@ PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 56, 12, 26, 30
 MAX_POINTS = 400
 
 
-def downsample(xs: Sequence[float], ys: Sequence[float], limit: int = MAX_POINTS) -> tuple[list[float], list[float]]:
+def downsample(
+    xs: Sequence[float], ys: Sequence[float], limit: int = MAX_POINTS
+) -> tuple[list[float], list[float]]:
     """Keep at most ``limit`` points, preserving each bucket's min and max so spikes survive."""
     n = len(xs)
     if n <= limit:
@@ -69,7 +71,9 @@ def line_chart_svg(title: str, steps: Sequence[float], values: Sequence[float]) 
 
         points = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(xs, ys, strict=True))
         if len(xs) == 1:
-            parts.append(f'<circle cx="{sx(xs[0]):.1f}" cy="{sy(ys[0]):.1f}" r="3" fill="#2563eb"/>')
+            parts.append(
+                f'<circle cx="{sx(xs[0]):.1f}" cy="{sy(ys[0]):.1f}" r="3" fill="#2563eb"/>'
+            )
         else:
             parts.append(
                 f'<polyline fill="none" stroke="#2563eb" stroke-width="1.5" points="{points}"/>'

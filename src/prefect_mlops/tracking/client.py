@@ -112,7 +112,8 @@ class TrackingClient:
     ) -> str:
         v.validate_name(name, "Experiment", v.MAX_EXPERIMENT_NAME_LENGTH)
         clean_tags = {
-            v.validate_key(k, "tag"): v.validate_tag_value(k, val) for k, val in (tags or {}).items()
+            v.validate_key(k, "tag"): v.validate_tag_value(k, val)
+            for k, val in (tags or {}).items()
         }
         root = artifact_root_uri(artifact_location) if artifact_location else self.artifact_root
         return self.store.create_experiment(name, root, clean_tags)
@@ -162,7 +163,8 @@ class TrackingClient:
         name = run_name or _generated_run_name()
         v.validate_name(name, "Run", v.MAX_RUN_NAME_LENGTH)
         clean_tags = {
-            v.validate_key(k, "tag"): v.validate_tag_value(k, val) for k, val in (tags or {}).items()
+            v.validate_key(k, "tag"): v.validate_tag_value(k, val)
+            for k, val in (tags or {}).items()
         }
         run = self.store.create_run(
             experiment_id,
@@ -474,7 +476,7 @@ class TrackingClient:
         import tempfile
 
         rel = v.safe_artifact_path(path)
-        files = self.store.artifact_paths(run_id, rel)
+        files = [f.path for f in self.store.artifact_files(run_id, rel)]
         if not files:
             raise NotFound(f"Run {run_id} has no artifact at {path!r}.")
         dest_root = Path(dst_path) if dst_path else Path(tempfile.mkdtemp(prefix="mlops-"))
@@ -486,7 +488,7 @@ class TrackingClient:
     def open_artifact(self, run_id: str, path: str) -> Any:
         """A readable binary stream of one artifact."""
         rel = v.safe_artifact_path(path)
-        if rel not in self.store.artifact_paths(run_id, rel):
+        if rel not in {f.path for f in self.store.artifact_files(run_id, rel)}:
             raise NotFound(f"Run {run_id} has no artifact file {path!r}.")
         return self._location(run_id).open_read(rel)
 
@@ -498,7 +500,18 @@ def _user() -> str:
         return ""
 
 
-_ADJECTIVES = ("brave", "calm", "eager", "gentle", "keen", "lucky", "merry", "quick", "sunny", "wise")
+_ADJECTIVES = (
+    "brave",
+    "calm",
+    "eager",
+    "gentle",
+    "keen",
+    "lucky",
+    "merry",
+    "quick",
+    "sunny",
+    "wise",
+)
 _NOUNS = ("otter", "falcon", "panda", "lynx", "heron", "koala", "whale", "fox", "owl", "yak")
 
 

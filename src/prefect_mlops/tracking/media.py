@@ -10,8 +10,16 @@ from typing import Any
 
 from prefect_mlops.core.errors import InvalidInput
 
-_IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".gif": "GIF", ".bmp": "BMP",
-                  ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
+_IMAGE_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".gif": "GIF",
+    ".bmp": "BMP",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
 
 
 def _suffix(name: str) -> str:
@@ -43,8 +51,7 @@ def image_bytes(image: Any, artifact_file: str) -> bytes:
     fmt = _IMAGE_FORMATS.get(_suffix(artifact_file))
     if fmt is None:
         raise InvalidInput(
-            f"Image artifact {artifact_file!r} needs one of the suffixes "
-            f"{sorted(_IMAGE_FORMATS)}."
+            f"Image artifact {artifact_file!r} needs one of the suffixes {sorted(_IMAGE_FORMATS)}."
         )
     try:
         from PIL import Image
@@ -81,9 +88,7 @@ def image_bytes(image: Any, artifact_file: str) -> bytes:
 
 def figure_bytes(figure: Any, artifact_file: str) -> bytes:
     if not hasattr(figure, "savefig"):
-        raise InvalidInput(
-            f"log_figure needs a matplotlib Figure; got {type(figure).__name__}."
-        )
+        raise InvalidInput(f"log_figure needs a matplotlib Figure; got {type(figure).__name__}.")
     fmt = _suffix(artifact_file).lstrip(".") or "png"
     buf = io.BytesIO()
     try:

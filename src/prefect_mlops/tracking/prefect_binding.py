@@ -50,9 +50,9 @@ def current_flow_run_id() -> str | None:
     flow_ctx = context.FlowRunContext.get()
     if task_ctx is not None and task_ctx.task_run.flow_run_id is not None:
         # A flow called inside a task is newer than that task: prefer the flow then.
-        if flow_ctx is not None and flow_ctx.flow_run is not None:
-            if flow_ctx.flow_run.parent_task_run_id == task_ctx.task_run.id:
-                return str(flow_ctx.flow_run.id)
+        flow_run = flow_ctx.flow_run if flow_ctx is not None else None
+        if flow_run is not None and flow_run.parent_task_run_id == task_ctx.task_run.id:
+            return str(flow_run.id)
         return str(task_ctx.task_run.flow_run_id)
     if flow_ctx is not None and flow_ctx.flow_run is not None:
         return str(flow_ctx.flow_run.id)
@@ -87,17 +87,17 @@ def _sync_client() -> Any:
     return get_client(sync_client=True)
 
 
-def _flow_run_details(flow_run_id: str) -> tuple[Any, str, dict[str, Any], Any]:
-    """(flow_run, flow name, parameters, flow object or None) for ``flow_run_id``."""
+def _flow_run_details(flow_run_id: str) -> tuple[Any, str, dict[str, Any]]:
+    """(flow run, flow name, parameters) of ``flow_run_id``, from context when we run it."""
     from prefect.context import FlowRunContext
 
     ctx = FlowRunContext.get()
-    if ctx is not None and ctx.flow_run is not None and str(ctx.flow_run.id) == flow_run_id:
-        return ctx.flow_run, ctx.flow.name, dict(ctx.parameters or {}), ctx.flow
+    if _local_flow(flow_run_id) is not None and ctx is not None:
+        return ctx.flow_run, ctx.flow.name, dict(ctx.parameters or {})  # type: ignore[union-attr]
     with _sync_client() as client:
         flow_run = client.read_flow_run(flow_run_id)
         flow_name = client.read_flow(flow_run.flow_id).name
-    return flow_run, flow_name, dict(flow_run.parameters or {}), None
+    return flow_run, flow_name, dict(flow_run.parameters or {})
 
 
 def _parent_flow_run_id(flow_run: Any) -> str | None:
@@ -135,6 +135,12 @@ def prefect_tags(flow_run: Any, flow_name: str) -> dict[str, str]:
     return tags
 
 
+def _start_ms(flow_run: Any) -> int | None:
+    """When the flow run started, so the run's duration is the flow run's."""
+    started = flow_run.start_time or (flow_run.state.timestamp if flow_run.state else None)
+    return int(started.timestamp() * 1000) if started is not None else None
+
+
 def bound_run_id(client: TrackingClient, flow_run_id: str, experiment: str | None) -> str:
     """The tracking run of ``flow_run_id``, created on first use."""
     run_id = _bound.get(flow_run_id)
@@ -160,7 +166,9 @@ def _local_flow(flow_run_id: str) -> Any:
 
 def _bind(client: TrackingClient, flow_run_id: str, experiment: str | None) -> str:
     existing = client.store.get_run_by_flow_run_id(flow_run_id)
-    run_id = existing.info.run_id if existing else _create_bound_run(client, flow_run_id, experiment)
+    run_id = (
+        existing.info.run_id if existing else _create_bound_run(client, flow_run_id, experiment)
+    )
     client._writable.add(run_id)
     flow = _local_flow(flow_run_id)
     if flow is not None:
@@ -171,7 +179,7 @@ def _bind(client: TrackingClient, flow_run_id: str, experiment: str | None) -> s
 
 
 def _create_bound_run(client: TrackingClient, flow_run_id: str, experiment: str | None) -> str:
-    flow_run, flow_name, parameters, _ = _flow_run_details(flow_run_id)
+    flow_run, flow_name, parameters = _flow_run_details(flow_run_id)
     parent_flow_run_id = _parent_flow_run_id(flow_run)
     parent_run_id = bound_run_id(client, parent_flow_run_id, None) if parent_flow_run_id else None
     exp = client.get_or_create_experiment(experiment or flow_name)
@@ -179,6 +187,7 @@ def _create_bound_run(client: TrackingClient, flow_run_id: str, experiment: str 
         run = client.create_run(
             exp.experiment_id,
             run_name=flow_run.name,
+            start_time=_start_ms(flow_run),
             tags=prefect_tags(flow_run, flow_name),
             parent_run_id=parent_run_id,
             prefect_flow_run_id=flow_run_id,

@@ -50,15 +50,21 @@ def summary_markdown(client: TrackingClient, run_id: str) -> str:
             lines.append(f"| {_cell(key)} | {_cell(value)} |")
     summaries = client.get_metric_summaries(run_id)
     if summaries:
-        lines += ["", "## Metrics", "", "| metric | last | min | max | steps |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Metrics",
+            "",
+            "| metric | last | min | max | steps |",
+            "|---|---|---|---|---|",
+        ]
         for s in summaries:
             lines.append(
                 f"| {_cell(s.key)} | {_num(s.last)} | {_num(s.min)} | {_num(s.max)} | {s.count} |"
             )
-    files = client.store.artifact_paths(run_id)
+    files = client.store.artifact_files(run_id)
     if files:
         lines += ["", f"## Artifacts ({len(files)})", ""]
-        lines += [f"- `{p}`" for p in sorted(files)[:50]]
+        lines += [f"- `{f.path}` ({f.file_size:,} bytes)" for f in files[:50]]
     return "\n".join(lines) + "\n"
 
 
@@ -72,7 +78,9 @@ def charts_markdown(client: TrackingClient, run_id: str) -> str | None:
         svg = line_chart_svg(s.key, [m.step for m in history], [m.value for m in history])
         lines += [f"![{s.key}]({svg_data_uri(svg)})", ""]
     if len(summaries) > MAX_CHARTS:
-        lines.append(f"_{len(summaries) - MAX_CHARTS} more metrics: `prefect-mlops runs show {run_id}`_")
+        lines.append(
+            f"_{len(summaries) - MAX_CHARTS} more metrics: `prefect-mlops runs show {run_id}`_"
+        )
     return "\n".join(lines)
 
 
@@ -85,7 +93,11 @@ def publish_run_summary(client: TrackingClient, run_id: str, flow_run_id: str) -
 
     experiment = client.get_experiment(client.store.get_run_info(run_id).experiment_id).name
     docs = [
-        (artifact_key("mlops-summary", experiment), summary_markdown(client, run_id), "Run summary"),
+        (
+            artifact_key("mlops-summary", experiment),
+            summary_markdown(client, run_id),
+            "Run summary",
+        ),
     ]
     charts = charts_markdown(client, run_id)
     if charts:

@@ -34,7 +34,8 @@ def reconcile_runs(
 ) -> list[tuple[str, RunStatus, str]]:
     """Settle RUNNING runs whose flow runs have ended; returns (run_id, new status, state)."""
     candidates = [
-        r for r in (runs if runs is not None else client.store.list_running_bound_runs())
+        r
+        for r in (runs if runs is not None else client.store.list_running_bound_runs())
         if r.prefect_flow_run_id and r.status is RunStatus.RUNNING
     ]
     if not candidates:
@@ -82,5 +83,5 @@ def _read_flow_run_states(ids: Sequence[str]) -> dict[str, tuple[str, str, int |
                     continue
                 ts = fr.state.timestamp
                 end_ms = int(ts.timestamp() * 1000) if ts is not None else None
-                result[str(fr.id)] = (fr.state.type.value, fr.state.name, end_ms)
+                result[str(fr.id)] = (fr.state.type.value, fr.state.name or "", end_ms)
     return result

@@ -94,11 +94,10 @@ class SqlTrackingStore:
         return with_lock_retry(attempt)
 
     def _insert(self, table: sa.Table) -> Any:
-        if self._dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        return insert(table)
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        dialect = postgresql if self._dialect == "postgresql" else sqlite
+        return dialect.insert(table)
 
     # -- experiments ------------------------------------------------------------------------
 
@@ -122,7 +121,10 @@ class SqlTrackingStore:
             if tags:
                 conn.execute(
                     t.experiment_tags.insert(),
-                    [{"experiment_id": experiment_id, "key": k, "value": v} for k, v in tags.items()],
+                    [
+                        {"experiment_id": experiment_id, "key": k, "value": v}
+                        for k, v in tags.items()
+                    ],
                 )
 
         try:
@@ -412,9 +414,11 @@ class SqlTrackingStore:
     def delete_tag(self, run_id: str, key: str) -> bool:
         return bool(
             self._write(
-                lambda conn: conn.execute(
-                    t.tags.delete().where(t.tags.c.run_id == run_id, t.tags.c.key == key)
-                ).rowcount
+                lambda conn: (
+                    conn.execute(
+                        t.tags.delete().where(t.tags.c.run_id == run_id, t.tags.c.key == key)
+                    ).rowcount
+                )
             )
         )
 
@@ -424,7 +428,9 @@ class SqlTrackingStore:
         lm = t.latest_metrics
         stmt = self._insert(lm)
         ex = stmt.excluded
-        newer = sa.or_(ex.step > lm.c.step, sa.and_(ex.step == lm.c.step, ex.timestamp >= lm.c.timestamp))
+        newer = sa.or_(
+            ex.step > lm.c.step, sa.and_(ex.step == lm.c.step, ex.timestamp >= lm.c.timestamp)
+        )
 
         def pick(new: Any, old: Any, better: Any) -> Any:
             return sa.case((old.is_(None), new), (new.is_(None), old), (better, new), else_=old)
@@ -449,7 +455,12 @@ class SqlTrackingStore:
             cur = latest.get((run_id, key))
             if cur is None:
                 latest[(run_id, key)] = [
-                    value, ts, step, None if nan else value, None if nan else value, 1
+                    value,
+                    ts,
+                    step,
+                    None if nan else value,
+                    None if nan else value,
+                    1,
                 ]
                 continue
             if step > cur[2] or (step == cur[2] and ts >= cur[1]):
@@ -478,9 +489,7 @@ class SqlTrackingStore:
         """Persist points and fold them into ``latest_metrics``, in one transaction."""
         if not rows:
             return
-        db_rows = [
-            (r, k, None if v != v else v, ts, s) for r, k, v, ts, s in rows
-        ]
+        db_rows = [(r, k, None if v != v else v, ts, s) for r, k, v, ts, s in rows]
         summary = self._summarise(rows)
         sql = self._insert_metrics_sql
 
@@ -522,7 +531,7 @@ class SqlTrackingStore:
                 timestamp=r.timestamp,
                 min=_from_db(r.min_value),
                 max=_from_db(r.max_value),
-                count=r.count,
+                count=r._mapping["count"],
             )
             for r in rows
         ]
@@ -562,9 +571,13 @@ class SqlTrackingStore:
         h = t.histograms
         return list(
             self._read(
-                lambda conn: conn.execute(
-                    sa.select(h.c.key).where(h.c.run_id == run_id).distinct().order_by(h.c.key)
-                ).scalars().all()
+                lambda conn: (
+                    conn.execute(
+                        sa.select(h.c.key).where(h.c.run_id == run_id).distinct().order_by(h.c.key)
+                    )
+                    .scalars()
+                    .all()
+                )
             )
         )
 
@@ -580,8 +593,13 @@ class SqlTrackingStore:
                 "created_time": stmt.excluded.created_time,
             },
         )
-        row = {"run_id": run_id, "path": path, "size": size, "sha256": sha256,
-               "created_time": now_ms()}
+        row = {
+            "run_id": run_id,
+            "path": path,
+            "size": size,
+            "sha256": sha256,
+            "created_time": now_ms(),
+        }
         self._write(lambda conn: conn.execute(stmt, [row]))
 
     def list_artifacts(self, run_id: str, path: str = "") -> list[FileInfo]:
@@ -594,7 +612,7 @@ class SqlTrackingStore:
         rows = self._read(lambda conn: conn.execute(query.order_by(a.c.path)).all())
         entries: dict[str, FileInfo] = {}
         for full, size, digest in rows:
-            rest = full[len(prefix):]
+            rest = full[len(prefix) :]
             head, sep, _ = rest.partition("/")
             if sep:
                 entries.setdefault(prefix + head, FileInfo(prefix + head, True))
@@ -602,12 +620,13 @@ class SqlTrackingStore:
                 entries[full] = FileInfo(full, False, size, digest)
         return sorted(entries.values(), key=lambda f: f.path)
 
-    def artifact_paths(self, run_id: str, path: str = "") -> list[str]:
-        """Every artifact file path at or under ``path``."""
+    def artifact_files(self, run_id: str, path: str = "") -> list[FileInfo]:
+        """Every artifact file at or under ``path``, with size and sha256, sorted by path."""
         a = t.artifacts
-        query = sa.select(a.c.path).where(a.c.run_id == run_id)
+        query = sa.select(a.c.path, a.c.size, a.c.sha256).where(a.c.run_id == run_id)
         if path:
             query = query.where(
                 sa.or_(a.c.path == path, a.c.path.startswith(f"{path}/", autoescape=True))
             )
-        return list(self._read(lambda conn: conn.execute(query).scalars().all()))
+        rows = self._read(lambda conn: conn.execute(query.order_by(a.c.path)).all())
+        return [FileInfo(p, False, size, digest) for p, size, digest in rows]

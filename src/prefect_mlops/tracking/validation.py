@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
+import operator
 import posixpath
 import re
-from numbers import Real
 
 from prefect_mlops.core.errors import InvalidInput
 
@@ -22,7 +22,7 @@ _valid_keys: set[str] = set()
 def validate_key(key: object, kind: str = "metric") -> str:
     """Return ``key`` if it is a valid name for a metric, param or tag; raise otherwise."""
     if key in _valid_keys:
-        return key  # type: ignore[return-value]
+        return key
     if not isinstance(key, str):
         raise InvalidInput(f"{kind} key must be a string, got {type(key).__name__} {key!r}.")
     if not key:
@@ -44,35 +44,26 @@ def validate_key(key: object, kind: str = "metric") -> str:
 
 
 def metric_value(key: str, value: object) -> float:
-    """``value`` as a float; booleans and non-numbers are refused (NaN and ±Inf are fine)."""
+    """``value`` as a float; booleans, strings and other non-numbers are refused."""
     if type(value) is float:
-        return value  # type: ignore[return-value]
-    if isinstance(value, bool) or not isinstance(value, Real):
-        # numpy scalars and 0-d arrays are Real or convertible; strings are not.
-        if hasattr(value, "__float__") and not isinstance(value, (str, bytes, bool)):
-            try:
-                return float(value)  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                pass
-        raise InvalidInput(
-            f"Metric {key!r} got value {value!r} of type {type(value).__name__}; metric values "
-            "must be numbers (int, float, numpy scalars; NaN and ±Inf allowed)."
-        )
-    return float(value)
+        return value
+    if not isinstance(value, (bool, str, bytes)) and hasattr(value, "__float__"):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            pass
+    raise InvalidInput(
+        f"Metric {key!r} got value {value!r} of type {type(value).__name__}; metric values "
+        "must be numbers (int, float, numpy scalars; NaN and ±Inf allowed)."
+    )
 
 
 def metric_step(key: str, step: object) -> int:
     if type(step) is int:
-        return step  # type: ignore[return-value]
-    if isinstance(step, bool) or not isinstance(step, int):
-        try:
-            as_int = int(step)  # type: ignore[call-overload]
-        except (TypeError, ValueError):
-            as_int = None
-        if as_int is None or isinstance(step, bool) or as_int != step:
-            raise InvalidInput(f"Metric {key!r} got step {step!r}; steps must be integers.")
-        return as_int
-    return int(step)
+        return step
+    if isinstance(step, bool) or not hasattr(step, "__index__"):
+        raise InvalidInput(f"Metric {key!r} got step {step!r}; steps must be integers.")
+    return operator.index(step)
 
 
 def stringify(value: object) -> str:
