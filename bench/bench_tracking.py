@@ -26,16 +26,16 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MB = 1024 * 1024
 BATCH = 1000  # log_metric calls per timed batch; points per log_batch call
-MLFLOW_SEED_BUDGET_S = 60.0  # seeding MLflow's history is slow: stop early past this
+SEED_BUDGET_S = 60.0  # seeding MLflow's metric history is slow: stop early past this
 STORES = {"sqlite": "SQLite", "file": "file store"}
 SIZES = {
     "full": dict(
@@ -51,35 +51,15 @@ SIZES = {
 # -- plumbing: subprocesses, homes, memory -----------------------------------------------------
 
 
-def _child(conn: Any, fn: Callable[..., dict], args: tuple) -> None:
-    try:
-        conn.send(("ok", fn(*args)))
-    except BaseException:
-        conn.send(("error", traceback.format_exc()))
-    finally:
-        conn.close()
-
-
 def isolated(fn: Callable[..., dict], *args: Any) -> dict:
-    """``fn(home, *args)`` in a fresh spawned interpreter with a new temp ``home``."""
+    """``fn(home, *args)`` in a fresh spawned interpreter with a new temporary ``home``."""
     home = tempfile.mkdtemp(prefix="bench-tracking-")
-    ctx = mp.get_context("spawn")
-    receiver, sender = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(sender, fn, (home, *args)))
     try:
-        proc.start()
-        sender.close()
-        try:
-            status, value = receiver.recv()
-        except EOFError:
-            status, value = "error", "the subprocess died"
-        proc.join()
+        with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+            return pool.submit(fn, home, *args).result()
     finally:
         shutil.rmtree(home, ignore_errors=True)
         os.sync()  # write-back of this workload's files must not slow the next one
-    if status != "ok":
-        raise RuntimeError(f"{fn.__name__} failed:\n{value}")
-    return value  # type: ignore[no-any-return]
 
 
 def _use_home(home: str) -> None:
@@ -90,8 +70,21 @@ def _use_home(home: str) -> None:
     os.chdir(home)
 
 
+def _client(home: str, engine: str) -> tuple[Any, type]:
+    """(client, Metric class) on a new store in ``home``: a prefect-mlops ``TrackingClient``
+    (``engine="ours"``) or an ``MlflowClient`` on a ``"sqlite"`` or ``"file"`` store."""
+    if engine == "ours":
+        _use_home(home)
+        import prefect_mlops as mlops
+
+        return mlops.TrackingClient(), mlops.Metric
+    from mlflow.entities import Metric
+
+    return _mlflow(home, engine).MlflowClient(), Metric
+
+
 def _mlflow(home: str, kind: str) -> Any:
-    """The mlflow module tracking to a new ``kind`` store in ``home`` (cwd, for artifacts)."""
+    """The mlflow module tracking to a new ``kind`` store in ``home`` (also the cwd)."""
     import logging
     import warnings
 
@@ -101,38 +94,32 @@ def _mlflow(home: str, kind: str) -> Any:
     import mlflow
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
-    mlflow.set_tracking_uri(
-        f"sqlite:///{home}/mlflow.db" if kind == "sqlite" else f"file://{home}/mlruns"
-    )
+    uri = f"sqlite:///{home}/mlflow.db" if kind == "sqlite" else f"file://{home}/mlruns"
+    mlflow.set_tracking_uri(uri)
     return mlflow
 
 
-class PeakRss:
-    """Samples the RSS every 10 ms; ``growth_mb`` is the peak minus the RSS at entry."""
+def peak_rss_growth_mb(fn: Callable[[], object]) -> tuple[float, float]:
+    """Run ``fn``; return (seconds, peak RSS minus RSS before, in MB), RSS sampled every 10 ms."""
+    import psutil
 
-    def __enter__(self) -> PeakRss:
-        import psutil
+    proc, stop = psutil.Process(), threading.Event()
+    gc.collect()
+    base = peak = proc.memory_info().rss
 
-        self._proc = psutil.Process()
-        gc.collect()
-        self.base = self.peak = self._proc.memory_info().rss
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
+    def sample() -> None:
+        nonlocal peak
+        while not stop.wait(0.01):
+            peak = max(peak, proc.memory_info().rss)
 
-    def _sample(self) -> None:
-        while not self._stop.wait(0.01):
-            self.peak = max(self.peak, self._proc.memory_info().rss)
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._proc.memory_info().rss)
-
-    @property
-    def growth_mb(self) -> float:
-        return (self.peak - self.base) / MB
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    t0 = time.perf_counter()
+    fn()
+    seconds = time.perf_counter() - t0
+    stop.set()
+    sampler.join()
+    return seconds, (max(peak, proc.memory_info().rss) - base) / MB
 
 
 def _per_second(fn: Callable[[], object], n: int) -> float:
@@ -201,39 +188,24 @@ def ours_million(home: str, points: int) -> dict:
         for i in range(BATCH):  # warm up the writer thread, the connection and SQL compilation
             mlops.log_metric("warmup", 0.0, step=i)
         mlops.flush()
-        with PeakRss() as rss:
-            t0 = time.perf_counter()
+
+        def log_all() -> None:
             for i in range(points):
                 mlops.log_metric("loss", i * 1e-6, step=i)
             mlops.flush()
-            seconds = time.perf_counter() - t0
+
+        seconds, growth = peak_rss_growth_mb(log_all)
         stored = {s.key: s.count for s in mlops.get_client().get_metric_summaries(run.run_id)}
     assert stored["loss"] == points, stored
-    return {"seconds": seconds, "rss_growth_mb": rss.growth_mb, "points_per_s": points / seconds}
+    return {"seconds": seconds, "rss_growth_mb": growth, "points_per_s": points / seconds}
 
 
-def ours_history(home: str, points: int, reads: int) -> dict:
-    _use_home(home)
-    import prefect_mlops as mlops
-
-    client = mlops.TrackingClient()
-    run_id = client.create_run(client.create_experiment("bench")).info.run_id
-    now = int(time.time() * 1000)
-    for start in range(0, points, BATCH):
-        batch = [mlops.Metric("loss", i * 1e-3, now, i) for i in range(start, start + BATCH)]
-        client.log_batch(run_id, metrics=batch)
-    return _read_ms(lambda: client.get_metric_history(run_id, "loss"), points, reads)
-
-
-def mlflow_history(home: str, points: int, reads: int) -> dict:
-    mlflow = _mlflow(home, "sqlite")
-    from mlflow.entities import Metric
-
-    client = mlflow.MlflowClient()
+def history(home: str, engine: str, points: int, reads: int) -> dict:
+    client, metric = _client(home, engine)
     run_id = client.create_run(client.create_experiment("bench")).info.run_id
     now, seeded, t0 = int(time.time() * 1000), 0, time.perf_counter()
-    while seeded < points and time.perf_counter() - t0 < MLFLOW_SEED_BUDGET_S:
-        batch = [Metric("loss", i * 1e-3, now, i) for i in range(seeded, seeded + BATCH)]
+    while seeded < points and time.perf_counter() - t0 < SEED_BUDGET_S:
+        batch = [metric("loss", i * 1e-3, now, i) for i in range(seeded, seeded + BATCH)]
         client.log_batch(run_id, metrics=batch)
         seeded += BATCH
     seed_s = time.perf_counter() - t0
@@ -241,18 +213,8 @@ def mlflow_history(home: str, points: int, reads: int) -> dict:
     return {**result, "seed_s": seed_s}
 
 
-def ours_create_runs(home: str, runs: int) -> dict:
-    _use_home(home)
-    import prefect_mlops as mlops
-
-    client = mlops.TrackingClient()
-    experiment_id = client.create_experiment("bench")
-    client.create_run(experiment_id)  # warm-up
-    return {"runs_per_s": _per_second(lambda: client.create_run(experiment_id), runs)}
-
-
-def mlflow_create_runs(home: str, kind: str, runs: int) -> dict:
-    client = _mlflow(home, kind).MlflowClient()
+def create_runs(home: str, engine: str, runs: int) -> dict:
+    client, _ = _client(home, engine)
     experiment_id = client.create_experiment("bench")
     client.create_run(experiment_id)  # warm-up
     return {"runs_per_s": _per_second(lambda: client.create_run(experiment_id), runs)}
@@ -285,8 +247,8 @@ def ours_prefect_flow(home: str, api: str, runs: int) -> dict:
     # run would be rounded up to ~1 s, hiding the cost measured here. Off for both flows.
     on, off = [], []
     with ps.temporary_settings(updates={ps.PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        for _ in range(2):  # warm-up: imports, the experiment, Prefect's client, flow records
-            ms(tracked), ms(untracked)
+        for fn in (tracked, untracked, tracked, untracked):  # warm-up: imports, experiment...
+            fn()
         for n in range(runs):  # interleaved, alternating which goes first
             if n % 2:
                 off.append(ms(untracked))
@@ -306,28 +268,13 @@ def ours_prefect_flow(home: str, api: str, runs: int) -> dict:
     }
 
 
-def ours_artifact(home: str, path: str) -> dict:
-    _use_home(home)
-    import prefect_mlops as mlops
-
-    with mlops.start_run():
-        mlops.log_text("warm-up", "warmup.txt")
-        with PeakRss() as rss:
-            t0 = time.perf_counter()
-            info = mlops.log_artifact(path)
-            seconds = time.perf_counter() - t0
-    assert info.file_size == os.path.getsize(path)
-    return {"mb_per_s": info.file_size / MB / seconds, "rss_growth_mb": rss.growth_mb}
-
-
-def mlflow_artifact(home: str, path: str) -> dict:
-    client = _mlflow(home, "file").MlflowClient()
+def log_artifact(home: str, engine: str, path: str) -> dict:
+    client, _ = _client(home, engine)
     run_id = client.create_run(client.create_experiment("bench")).info.run_id
-    with PeakRss() as rss:
-        t0 = time.perf_counter()
-        client.log_artifact(run_id, path)
-        seconds = time.perf_counter() - t0
-    return {"mb_per_s": os.path.getsize(path) / MB / seconds, "rss_growth_mb": rss.growth_mb}
+    seconds, growth = peak_rss_growth_mb(lambda: client.log_artifact(run_id, path))
+    stored = {f.path: f.file_size for f in client.list_artifacts(run_id)}
+    assert stored == {"artifact.bin": os.path.getsize(path)}, stored
+    return {"mb_per_s": os.path.getsize(path) / MB / seconds, "rss_growth_mb": growth}
 
 
 # -- driver ------------------------------------------------------------------------------------
@@ -372,10 +319,10 @@ def run_all(size: dict) -> dict:
         ("ours_log_metric", ours_log_metric, (size["calls"],)),
         *[(f"mlflow_log_metric_{k}", mlflow_log_metric, (k, *mlflow_sizes)) for k in STORES],
         ("ours_million", ours_million, (size["points"],)),
-        ("ours_history", ours_history, (size["history"], size["reads"])),
-        ("mlflow_history", mlflow_history, (size["history"], size["reads"])),
-        ("ours_runs", ours_create_runs, (size["runs"],)),
-        *[(f"mlflow_runs_{k}", mlflow_create_runs, (k, size["runs"])) for k in STORES],
+        ("ours_history", history, ("ours", size["history"], size["reads"])),
+        ("mlflow_history", history, ("sqlite", size["history"], size["reads"])),
+        ("ours_runs", create_runs, ("ours", size["runs"])),
+        *[(f"mlflow_runs_{k}", create_runs, (k, size["runs"])) for k in STORES],
     ]
     results = {}
     for name, fn, args in steps:
@@ -397,8 +344,8 @@ def run_all(size: dict) -> dict:
             for _ in range(size["artifact_mb"] // 16):
                 out.write(os.urandom(16 * MB))
         os.sync()
-        results["ours_artifact"] = isolated(ours_artifact, str(path))
-        results["mlflow_artifact"] = isolated(mlflow_artifact, str(path))
+        results["ours_artifact"] = isolated(log_artifact, "ours", str(path))
+        results["mlflow_artifact"] = isolated(log_artifact, "file", str(path))
     return results
 
 

@@ -197,7 +197,8 @@ def test_reconcile_marks_runs_of_crashed_flow_runs_killed(mlops_home: Path) -> N
         other = mlops.TrackingClient()  # a reader in another process would not own the run
         assert reconcile_runs(other) == []  # still Running in Prefect: nothing to do
         prefect.set_flow_run_state(flow_run.id, Crashed(message="killed -9"), force=True)
-    assert other.get_run(run.info.run_id).info.status is RunStatus.KILLED
+    (listed,) = other.search_runs([exp.experiment_id])  # listing reconciles too
+    assert listed.info.status is RunStatus.KILLED
     assert other.get_run(run.info.run_id).data.tags["mlops.reconciled_from"] == "Crashed"
 
 
@@ -244,3 +245,40 @@ def test_flow_started_from_a_deployment_via_serve(mlops_home: Path, tmp_path: Pa
     assert run.data.params == {"epochs": "3"}
     assert run.data.tags["prefect.deployment_id"] == str(flow_run.deployment_id)
     assert len(mlops.get_metric_history(run.info.run_id, "loss")) == 3
+
+
+TERMINATED = textwrap.dedent(
+    """
+    import sys, time
+    from prefect import flow
+    import prefect_mlops as mlops
+
+    @flow(name="long-train")
+    def long_train():
+        mlops.log_metric("started", 1.0)
+        mlops.flush()
+        print("READY", flush=True)
+        time.sleep(120)
+
+    long_train()
+    """
+)
+
+
+def test_flow_terminated_by_sigterm_ends_killed(mlops_home: Path, tmp_path: Path) -> None:
+    import signal
+
+    script = tmp_path / "long.py"
+    script.write_text(TERMINATED)
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "READY" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    (run,) = mlops.get_client().search_runs()
+    assert run.info.status is RunStatus.KILLED
+    assert run.data.metrics == {"started": 1.0}

@@ -76,7 +76,7 @@ def evaluate(w: np.ndarray, xv: np.ndarray, yv: np.ndarray) -> dict[str, int]:
 
 @flow(name="mlops-demo", log_prints=True)
 def demo_train(
-    lr: float = 0.2, epochs: int = 20, batch_size: int = 64, n_samples: int = 4000, seed: int = 7
+    lr: float = 0.002, epochs: int = 20, batch_size: int = 64, n_samples: int = 4000, seed: int = 7
 ) -> str:
     """A small but real training job: every value logged here lands in the tracking store."""
     x, y, xv, yv = make_data(n_samples, seed)

@@ -80,21 +80,27 @@ def runs_list(
         print_json(runs)
         return
     names = {e.experiment_id: e.name for e in client.search_experiments(view_type="all")}
-    table = Table("experiment", "status", "started", "duration", "metrics")
+    table = Table()
     table.add_column("run id", no_wrap=True)
-    table.add_column("name")
+    table.add_column("name", no_wrap=True)
+    if experiment is None:
+        table.add_column("experiment")
+    for column in ("status", "started", "duration"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("metrics", min_width=22, overflow="fold")
     for r in runs:
         status = r.info.status.value
-        metrics = ", ".join(f"{k}={num(v)}" for k, v in sorted(r.data.metrics.items())[:3])
-        table.add_row(
-            names.get(r.info.experiment_id, r.info.experiment_id),
+        metrics = " ".join(f"{k}={num(v, 4)}" for k, v in sorted(r.data.metrics.items())[:4])
+        cells = [r.info.run_id, r.info.run_name]
+        if experiment is None:
+            cells.append(names.get(r.info.experiment_id, r.info.experiment_id))
+        cells += [
             f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]",
-            when(r.info.start_time),
+            when(r.info.start_time, short=True),
             duration(r.info.start_time, r.info.end_time),
             metrics,
-            r.info.run_id,
-            r.info.run_name,
-        )
+        ]
+        table.add_row(*cells)
     console.print(table)
 
 
@@ -135,7 +141,7 @@ def runs_show(run_id: str, as_json: JsonOpt = False) -> None:
         console.print(f"parent run {info.parent_run_id}")
     if url := run.data.tags.get("prefect.url"):
         console.print(f"Prefect: [link={url}]{url}[/link]")
-    console.print(f"artifacts: {info.artifact_uri}")
+    console.print(f"artifacts: {info.artifact_uri}", soft_wrap=True)
     if run.data.params:
         table = Table("param", "value", title="Params")
         for k, v in sorted(run.data.params.items()):

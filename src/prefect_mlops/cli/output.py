@@ -34,10 +34,11 @@ def print_json(value: Any) -> None:
     print(json.dumps(_jsonable(value), indent=2))
 
 
-def when(ms: int | None) -> str:
+def when(ms: int | None, short: bool = False) -> str:
     if ms is None:
         return "-"
-    return dt.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+    fmt = "%m-%d %H:%M" if short else "%Y-%m-%d %H:%M:%S"
+    return dt.datetime.fromtimestamp(ms / 1000).strftime(fmt)
 
 
 def duration(start: int, end: int | None) -> str:
@@ -47,8 +48,8 @@ def duration(start: int, end: int | None) -> str:
     return f"{seconds:.1f}s" if seconds < 120 else f"{seconds / 60:.1f}m"
 
 
-def num(value: float) -> str:
-    return f"{value:.6g}" if math.isfinite(value) else str(value)
+def num(value: float, digits: int = 6) -> str:
+    return f"{value:.{digits}g}" if math.isfinite(value) else str(value)
 
 
 STATUS_STYLE = {

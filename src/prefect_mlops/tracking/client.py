@@ -183,17 +183,24 @@ class TrackingClient:
         """The run with its params, tags and latest metrics."""
         self.flush()
         run = self.store.get_run(run_id)
-        if (
-            run.info.status is RunStatus.RUNNING
-            and run.info.prefect_flow_run_id
-            and self.settings.reconcile_on_read
-            and run_id not in self._writable
-        ):
-            from prefect_mlops.tracking.reconcile import reconcile_runs
-
-            if reconcile_runs(self, [run.info], quiet=True):
-                run = self.store.get_run(run_id)
+        if self._reconcile([run]):
+            run = self.store.get_run(run_id)
         return run
+
+    def _reconcile(self, runs: Sequence[Run]) -> bool:
+        """Settle runs still RUNNING whose flow runs ended elsewhere; True if any changed."""
+        stale = [
+            r.info
+            for r in runs
+            if r.info.status is RunStatus.RUNNING
+            and r.info.prefect_flow_run_id
+            and r.info.run_id not in self._writable
+        ]
+        if not stale or not self.settings.reconcile_on_read:
+            return False
+        from prefect_mlops.tracking.reconcile import reconcile_runs
+
+        return bool(reconcile_runs(self, stale, quiet=True))
 
     def search_runs(
         self,
@@ -207,7 +214,11 @@ class TrackingClient:
                 f"max_results={max_results} is out of range; use 1..{MAX_SEARCH_RESULTS}."
             )
         self.flush()
-        return self.store.search_runs(experiment_ids, _as_view(run_view_type), max_results)
+        view = _as_view(run_view_type)
+        runs = self.store.search_runs(experiment_ids, view, max_results)
+        if self._reconcile(runs):
+            runs = self.store.search_runs(experiment_ids, view, max_results)
+        return runs
 
     def set_terminated(
         self, run_id: str, status: RunStatus | str = RunStatus.FINISHED, end_time: int | None = None
