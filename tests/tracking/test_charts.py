@@ -37,5 +37,5 @@ def test_chart_with_no_finite_values_says_so() -> None:
 
 
 def test_artifact_keys_follow_prefect_rules() -> None:
-    assert artifact_key("mlops-summary", "My Exp_v2/α") == "mlops-summary-my-exp-v2"
+    assert artifact_key("mlops-summary", "My Exp_v2/\u00e9") == "mlops-summary-my-exp-v2"
     assert artifact_key("", "") == "mlops"

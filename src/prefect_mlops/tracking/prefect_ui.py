@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from prefect_mlops.tracking.charts import line_chart_svg, svg_data_uri
+from prefect_mlops.tracking.entities import FileInfo, Metric, MetricSummary, Run
 
 if TYPE_CHECKING:
     from prefect_mlops.tracking.client import TrackingClient
@@ -30,15 +32,16 @@ def _num(value: float) -> str:
     return str(value) if not math.isfinite(value) else f"{value:.6g}"
 
 
-def summary_markdown(client: TrackingClient, run_id: str) -> str:
-    run = client.get_run(run_id)
+def summary_markdown(
+    run: Run, experiment: str, summaries: Sequence[MetricSummary], files: Sequence[FileInfo]
+) -> str:
     info = run.info
     lines = [
         f"# Run `{info.run_name}`",
         "",
         f"- **status**: {info.status.value}",
         f"- **run id**: `{info.run_id}`",
-        f"- **experiment**: `{client.get_experiment(info.experiment_id).name}`",
+        f"- **experiment**: `{experiment}`",
         f"- **artifacts**: [{info.artifact_uri}]({info.artifact_uri})",
         f"- **details**: `prefect-mlops runs show {info.run_id}`",
     ]
@@ -48,39 +51,30 @@ def summary_markdown(client: TrackingClient, run_id: str) -> str:
         lines += ["", "## Params", "", "| param | value |", "|---|---|"]
         for key, value in sorted(run.data.params.items())[:MAX_PARAM_ROWS]:
             lines.append(f"| {_cell(key)} | {_cell(value)} |")
-    summaries = client.get_metric_summaries(run_id)
     if summaries:
-        lines += [
-            "",
-            "## Metrics",
-            "",
-            "| metric | last | min | max | steps |",
-            "|---|---|---|---|---|",
-        ]
+        lines += ["", "## Metrics", "", "| metric | last | min | max | steps |"]
+        lines.append("|---|---|---|---|---|")
         for s in summaries:
             lines.append(
                 f"| {_cell(s.key)} | {_num(s.last)} | {_num(s.min)} | {_num(s.max)} | {s.count} |"
             )
-    files = client.store.artifact_files(run_id)
     if files:
         lines += ["", f"## Artifacts ({len(files)})", ""]
         lines += [f"- `{f.path}` ({f.file_size:,} bytes)" for f in files[:50]]
     return "\n".join(lines) + "\n"
 
 
-def charts_markdown(client: TrackingClient, run_id: str) -> str | None:
-    summaries = client.get_metric_summaries(run_id)
-    if not summaries:
-        return None
-    lines = [f"# Metrics of `{client.get_run(run_id).info.run_name}`", ""]
+def charts_markdown(
+    run: Run, summaries: Sequence[MetricSummary], histories: Mapping[str, Sequence[Metric]]
+) -> str:
+    lines = [f"# Metrics of `{run.info.run_name}`", ""]
     for s in summaries[:MAX_CHARTS]:
-        history = client.get_metric_history(run_id, s.key)
+        history = histories.get(s.key, [])
         svg = line_chart_svg(s.key, [m.step for m in history], [m.value for m in history])
         lines += [f"![{s.key}]({svg_data_uri(svg)})", ""]
     if len(summaries) > MAX_CHARTS:
-        lines.append(
-            f"_{len(summaries) - MAX_CHARTS} more metrics: `prefect-mlops runs show {run_id}`_"
-        )
+        more = len(summaries) - MAX_CHARTS
+        lines.append(f"_{more} more metrics: `prefect-mlops runs show {run.info.run_id}`_")
     return "\n".join(lines)
 
 
@@ -88,21 +82,27 @@ def publish_run_summary(client: TrackingClient, run_id: str, flow_run_id: str) -
     """Create the summary and chart artifacts on ``flow_run_id``; returns their keys."""
     from uuid import UUID
 
-    from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import ArtifactCreate
 
-    experiment = client.get_experiment(client.store.get_run_info(run_id).experiment_id).name
+    from prefect_mlops.tracking.prefect_binding import prefect_client
+
+    client.flush()
+    store = client.store
+    run = store.get_run(run_id)
+    experiment = store.get_experiment(run.info.experiment_id).name
+    summaries = store.get_metric_summaries(run_id)
     docs = [
         (
             artifact_key("mlops-summary", experiment),
-            summary_markdown(client, run_id),
+            summary_markdown(run, experiment, summaries, store.artifact_files(run_id)),
             "Run summary",
-        ),
+        )
     ]
-    charts = charts_markdown(client, run_id)
-    if charts:
+    if summaries:
+        keys = [s.key for s in summaries[:MAX_CHARTS]]
+        charts = charts_markdown(run, summaries, store.get_metric_histories(run_id, keys))
         docs.append((artifact_key("mlops-charts", experiment), charts, "Metric charts"))
-    with get_client(sync_client=True) as prefect:
+    with prefect_client() as prefect:
         for key, markdown, description in docs:
             prefect.create_artifact(
                 ArtifactCreate(

@@ -516,6 +516,21 @@ class SqlTrackingStore:
         )
         return [Metric(key, _NAN if v is None else v, ts, s) for v, ts, s in rows]
 
+    def get_metric_histories(self, run_id: str, keys: Sequence[str]) -> dict[str, list[Metric]]:
+        """Histories of several metrics of one run in a single query."""
+        m = t.metrics
+        rows = self._read(
+            lambda conn: conn.execute(
+                sa.select(m.c.key, m.c.value, m.c.timestamp, m.c.step)
+                .where(m.c.run_id == run_id, m.c.key.in_(list(keys)))
+                .order_by(m.c.key, m.c.step, m.c.timestamp)
+            ).all()
+        )
+        out: dict[str, list[Metric]] = {k: [] for k in keys}
+        for key, v, ts, s in rows:
+            out[key].append(Metric(key, _NAN if v is None else v, ts, s))
+        return out
+
     def get_metric_summaries(self, run_id: str) -> list[MetricSummary]:
         lm = t.latest_metrics
         rows = self._read(
