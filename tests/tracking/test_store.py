@@ -240,3 +240,19 @@ def test_buffered_metrics_visible_to_same_process_reads(client: TrackingClient) 
     # no explicit flush: reads flush first
     assert len(client.get_metric_history(run_id, "m")) == 1000
     assert client.get_run(run_id).data.metrics["m"] == 999.0
+
+
+def test_metric_history_is_a_sequence_with_columns(client: TrackingClient) -> None:
+    run_id = new_run(client).info.run_id
+    for i in range(5):
+        client.log_metric(run_id, "m", i * 1.5, timestamp=100 + i, step=i)
+    history = client.get_metric_history(run_id, "m")
+    assert len(history) == 5
+    assert history[1] == Metric("m", 1.5, 101, 1)
+    assert history[-1].step == 4
+    assert list(history[1:3]) == [Metric("m", 1.5, 101, 1), Metric("m", 3.0, 102, 2)]
+    assert history == [Metric("m", i * 1.5, 100 + i, i) for i in range(5)]
+    assert list(history.steps) == [0, 1, 2, 3, 4]
+    assert list(history.values) == [0.0, 1.5, 3.0, 4.5, 6.0]
+    assert list(history.timestamps) == [100, 101, 102, 103, 104]
+    assert client.get_metric_history(run_id, "never-logged") == []

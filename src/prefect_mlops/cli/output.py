@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import json
 import math
+from collections.abc import Sequence
 from enum import Enum
 from typing import Any
 
@@ -21,7 +22,7 @@ def _jsonable(value: Any) -> Any:
         return {k: _jsonable(v) for k, v in value._asdict().items()}
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple, Sequence)) and not isinstance(value, str):
         return [_jsonable(v) for v in value]
     if isinstance(value, Enum):
         return value.value

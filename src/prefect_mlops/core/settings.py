@@ -48,7 +48,7 @@ class Settings(BaseSettings):
         description="Seconds between background writes of buffered metrics.",
     )
     max_buffered_points: int = Field(
-        default=200_000,
+        default=100_000,
         ge=1_000,
         description="Buffered metric points above which the logging thread writes inline.",
     )

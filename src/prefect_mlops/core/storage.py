@@ -12,6 +12,7 @@ every stored artifact has a size and a sha256. Roots are URIs:
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import posixpath
 import re
@@ -94,8 +95,6 @@ class BlockBackend:
         handle.close()
 
     def open_read(self, path: str) -> IO[bytes]:
-        import io
-
         return io.BytesIO(self.block.read_path(self._full(path), _sync=True))
 
 
@@ -179,10 +178,19 @@ class ArtifactLocation:
         try:
             handle = self._backend.open_write(self._path(rel))
             try:
-                while chunk := source.read(CHUNK):
-                    digest.update(chunk)
-                    size += len(chunk)
-                    handle.write(chunk)
+                if isinstance(source, (io.BufferedReader, io.FileIO)):
+                    # Files: reuse one buffer instead of allocating a chunk per read.
+                    buffer = bytearray(CHUNK)
+                    view = memoryview(buffer)
+                    while n := source.readinto(buffer):
+                        digest.update(view[:n])
+                        handle.write(view[:n])
+                        size += n
+                else:
+                    while chunk := source.read(CHUNK):
+                        digest.update(chunk)
+                        size += len(chunk)
+                        handle.write(chunk)
             except BaseException:
                 handle.close()
                 name = getattr(handle, "name", None)
@@ -199,8 +207,6 @@ class ArtifactLocation:
             return self.write_stream(rel, source)
 
     def write_bytes(self, rel: str, data: bytes) -> tuple[int, str]:
-        import io
-
         return self.write_stream(rel, io.BytesIO(data))
 
     def open_read(self, rel: str) -> IO[bytes]:

@@ -22,6 +22,7 @@ from prefect_mlops.tracking.entities import (
     FileInfo,
     Histogram,
     Metric,
+    MetricHistory,
     MetricSummary,
     Param,
     Run,
@@ -288,11 +289,12 @@ class TrackingClient:
         if run_id not in self._writable:
             self._require_writable(run_id)
         key = v.validate_key(key)
+        number = v.metric_value(key, value)
         self._writer.append(
             (
                 run_id,
                 key,
-                v.metric_value(key, value),
+                number if number == number else None,  # NaN is stored as NULL
                 now_ms() if timestamp is None else int(timestamp),
                 0 if step is None else v.metric_step(key, step),
             )
@@ -311,11 +313,12 @@ class TrackingClient:
         now = now_ms()
         for m in metrics:
             key = v.validate_key(m.key)
+            number = v.metric_value(key, m.value)
             rows.append(
                 (
                     run_id,
                     key,
-                    v.metric_value(key, m.value),
+                    number if number == number else None,
                     now if m.timestamp is None else int(m.timestamp),
                     0 if m.step is None else v.metric_step(key, m.step),
                 )
@@ -340,7 +343,7 @@ class TrackingClient:
             self.flush()
             self.store.log_metric_rows(rows)
 
-    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+    def get_metric_history(self, run_id: str, key: str) -> MetricHistory:
         """Every point of ``key``, ordered by step then timestamp."""
         self.flush()
         self.store.get_run_info(run_id)

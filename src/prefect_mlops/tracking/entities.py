@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import NamedTuple
+from itertools import repeat
+from typing import NamedTuple, overload
 
 
 class RunStatus(str, Enum):
@@ -50,6 +52,58 @@ class Metric(NamedTuple):
     value: float
     timestamp: int
     step: int
+
+
+class MetricHistory(Sequence[Metric]):
+    """All points of one metric, in step order, held as columns.
+
+    It behaves as a read-only list of `Metric` (indexing, slicing, iteration, ``==`` with a
+    list), while ``steps``, ``timestamps`` and ``values`` give the columns directly, e.g. for
+    plotting, without building an object per point.
+    """
+
+    __slots__ = ("key", "steps", "timestamps", "values")
+
+    def __init__(
+        self,
+        key: str,
+        values: Sequence[float],
+        timestamps: Sequence[int],
+        steps: Sequence[int],
+    ) -> None:
+        self.key = key
+        self.values = values
+        self.timestamps = timestamps
+        self.steps = steps
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @overload
+    def __getitem__(self, index: int) -> Metric: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> MetricHistory: ...
+
+    def __getitem__(self, index: int | slice) -> Metric | MetricHistory:
+        if isinstance(index, slice):
+            return MetricHistory(
+                self.key, self.values[index], self.timestamps[index], self.steps[index]
+            )
+        return Metric(self.key, self.values[index], self.timestamps[index], self.steps[index])
+
+    def __iter__(self) -> Iterator[Metric]:
+        return map(Metric, repeat(self.key), self.values, self.timestamps, self.steps)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (MetricHistory, list, tuple)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<MetricHistory {self.key!r}: {len(self)} points>"
 
 
 class Param(NamedTuple):

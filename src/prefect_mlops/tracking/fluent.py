@@ -24,7 +24,7 @@ from prefect_mlops.tracking.entities import (
     Experiment,
     FileInfo,
     Histogram,
-    Metric,
+    MetricHistory,
     Param,
     Run,
     RunData,
@@ -311,7 +311,7 @@ def flush() -> None:
     get_client().flush()
 
 
-def get_metric_history(run_id: str, key: str) -> list[Metric]:
+def get_metric_history(run_id: str, key: str) -> MetricHistory:
     return get_client().get_metric_history(run_id, key)
 
 

@@ -73,7 +73,7 @@ metrics = sa.Table(
     sa.Column("value", sa.Float(precision=53), nullable=True),
     sa.Column("timestamp", sa.BigInteger, nullable=False),
     sa.Column("step", sa.BigInteger, nullable=False),
-    sa.Index("ix_metrics_run_key_step", "run_id", "key", "step"),
+    sa.Index("ix_metrics_history", "run_id", "key", "step", "timestamp", "value"),
 )
 
 latest_metrics = sa.Table(
