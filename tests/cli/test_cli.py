@@ -63,7 +63,9 @@ def test_runs_history(seeded: str) -> None:
 
 
 def test_db_upgrade(mlops_home: Path) -> None:
-    assert "is at revision 0001" in invoke("db", "upgrade")
+    from prefect_mlops.core.migrate import HEAD_REVISION
+
+    assert f"is at revision {HEAD_REVISION}" in invoke("db", "upgrade")
 
 
 def test_runs_reconcile_with_nothing_to_do(prefect_server: str, seeded: str) -> None:

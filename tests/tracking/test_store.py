@@ -209,8 +209,8 @@ def test_search_runs_newest_first_and_view_types(client: TrackingClient) -> None
     assert [r.info.run_id for r in found] == ids[::-1]
     client.delete_run(ids[1])
     assert [r.info.run_id for r in client.search_runs([exp.experiment_id])] == [ids[2], ids[0]]
-    assert [r.info.run_id for r in client.search_runs([exp.experiment_id], "deleted")] == [ids[1]]
-    assert len(client.search_runs(None, "all")) == 4
+    assert [r.info.run_id for r in client.search_runs([exp.experiment_id], run_view_type="deleted")] == [ids[1]]
+    assert len(client.search_runs(None, run_view_type="all")) == 4
     assert len(client.search_runs([exp.experiment_id], max_results=1)) == 1
     with pytest.raises(InvalidInput, match="max_results=50001"):
         client.search_runs(max_results=50001)

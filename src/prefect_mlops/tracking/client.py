@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from prefect_mlops.core.errors import AlreadyExists, InvalidInput, NotFound
-from prefect_mlops.core.ids import now_ms
+from prefect_mlops.core.ids import new_id, now_ms
 from prefect_mlops.core.settings import Settings, get_settings
 from prefect_mlops.core.storage import ArtifactLocation, artifact_root_uri
 from prefect_mlops.tracking import validation as v
 from prefect_mlops.tracking.entities import (
+    BulkRun,
+    DatasetInput,
     Experiment,
     FileInfo,
     Histogram,
@@ -30,13 +32,14 @@ from prefect_mlops.tracking.entities import (
     RunTag,
     ViewType,
 )
+from prefect_mlops.tracking.search.compare import RunComparison
+from prefect_mlops.tracking.search.runs import RunSearchMixin
 from prefect_mlops.tracking.store import MetricRow, SqlTrackingStore
 from prefect_mlops.tracking.writer import MetricWriter
 
 logger = logging.getLogger("prefect_mlops.client")
 
 DEFAULT_EXPERIMENT = "Default"
-MAX_SEARCH_RESULTS = 50_000
 
 _stores: dict[str, tuple[SqlTrackingStore, MetricWriter]] = {}
 _stores_lock = threading.Lock()
@@ -82,7 +85,7 @@ def _as_status(status: RunStatus | str) -> RunStatus:
         ) from None
 
 
-class TrackingClient:
+class TrackingClient(RunSearchMixin):
     """Experiments, runs, params, metrics, tags and artifacts by explicit id.
 
     Metrics logged with `log_metric` are buffered and written in the background; every read
@@ -138,9 +141,24 @@ class TrackingClient:
             return found
 
     def search_experiments(
-        self, view_type: ViewType | str = ViewType.ACTIVE_ONLY, max_results: int = 1000
+        self,
+        view_type: ViewType | str = ViewType.ACTIVE_ONLY,
+        max_results: int = 1000,
+        filter_string: str | None = None,
     ) -> list[Experiment]:
-        return self.store.search_experiments(_as_view(view_type), max_results)
+        """Experiments, most recently updated first, optionally filtered by name and tags:
+        ``"name LIKE 'vision-%' AND tags.team = 'cv'"``."""
+        from prefect_mlops.tracking.search.grammar import parse_filter
+        from prefect_mlops.tracking.search.sql import (
+            EXPERIMENT_ATTRIBUTES,
+            ExperimentFilterCompiler,
+        )
+
+        node = parse_filter(filter_string, frozenset(EXPERIMENT_ATTRIBUTES))
+        conditions = (
+            [] if node is None else [ExperimentFilterCompiler(filter_string or "").compile(node)]
+        )
+        return self.store.search_experiments(_as_view(view_type), max_results, conditions)
 
     # -- runs -------------------------------------------------------------------------------
 
@@ -203,24 +221,6 @@ class TrackingClient:
 
         return bool(reconcile_runs(self, stale, quiet=True))
 
-    def search_runs(
-        self,
-        experiment_ids: Sequence[str] | None = None,
-        run_view_type: ViewType | str = ViewType.ACTIVE_ONLY,
-        max_results: int = 1000,
-    ) -> list[Run]:
-        """Runs of the given experiments (all when None), newest first."""
-        if not 0 < max_results <= MAX_SEARCH_RESULTS:
-            raise InvalidInput(
-                f"max_results={max_results} is out of range; use 1..{MAX_SEARCH_RESULTS}."
-            )
-        self.flush()
-        view = _as_view(run_view_type)
-        runs = self.store.search_runs(experiment_ids, view, max_results)
-        if self._reconcile(runs):
-            runs = self.store.search_runs(experiment_ids, view, max_results)
-        return runs
-
     def set_terminated(
         self, run_id: str, status: RunStatus | str = RunStatus.FINISHED, end_time: int | None = None
     ) -> None:
@@ -263,6 +263,94 @@ class TrackingClient:
                 "Start a new run (or set_terminated(run_id, 'RUNNING') to reopen it)."
             )
         self._writable.add(run_id)
+
+    def create_runs_bulk(
+        self, experiment_id: str, runs: Iterable[BulkRun], chunk_size: int = 2000
+    ) -> list[str]:
+        """Create many finished runs at once (imports, seeding, migrations from other
+        trackers): every value is validated, then written with batched inserts."""
+        experiment = self.store.get_experiment(experiment_id)
+        base = experiment.artifact_location.rstrip("/")
+        user = _user()
+        created: list[str] = []
+        run_rows: list[dict[str, Any]] = []
+        params: list[tuple[str, str, str]] = []
+        tags: list[tuple[str, str, str]] = []
+        points: list[MetricRow] = []
+        now = now_ms()
+
+        def write() -> None:
+            self.store.create_runs_bulk(run_rows, params, tags, points)
+            created.extend(r["run_id"] for r in run_rows)
+            run_rows.clear()
+            params.clear()
+            tags.clear()
+            points.clear()
+
+        for spec in runs:
+            run_id = new_id()
+            start = now if spec.start_time is None else int(spec.start_time)
+            run_rows.append(
+                {
+                    "run_id": run_id,
+                    "experiment_id": experiment_id,
+                    "run_name": v.validate_name(spec.run_name, "Run", v.MAX_RUN_NAME_LENGTH),
+                    "status": _as_status(spec.status).value,
+                    "start_time": start,
+                    "end_time": spec.end_time,
+                    "lifecycle_stage": "active",
+                    "user_id": user,
+                    "artifact_uri": f"{base}/{run_id}/artifacts",
+                    "parent_run_id": None,
+                    "prefect_flow_run_id": None,
+                    "deleted_time": None,
+                }
+            )
+            for key, value in spec.params.items():
+                params.append(
+                    (run_id, v.validate_key(key, "param"), v.validate_param_value(key, value))
+                )
+            for key, value in spec.tags.items():
+                tags.append((run_id, v.validate_key(key, "tag"), v.validate_tag_value(key, value)))
+            for key, series in spec.metrics.items():
+                key = v.validate_key(key)
+                history = series if isinstance(series, Sequence) else [(0, series)]
+                for step, value in history:
+                    number = v.metric_value(key, value)
+                    points.append(
+                        (
+                            run_id,
+                            key,
+                            number if number == number else None,
+                            start,
+                            v.metric_step(key, step),
+                        )
+                    )
+            if len(run_rows) >= chunk_size:
+                write()
+        if run_rows:
+            write()
+        return created
+
+    def log_inputs(self, run_id: str, datasets: Iterable[DatasetInput]) -> None:
+        """Record the datasets a run read (searchable as ``datasets.name``, ``.digest``,
+        ``.context``)."""
+        self._require_writable(run_id)
+        rows = []
+        for d in datasets:
+            if not d.name or not d.digest:
+                raise InvalidInput(f"Dataset inputs need a name and a digest; got {d!r}.")
+            rows.append((d.name, d.digest, d.context))
+        self.store.log_inputs(run_id, rows)
+
+    def get_inputs(self, run_id: str) -> list[DatasetInput]:
+        return [DatasetInput(n, d, c) for n, d, c in self.store.get_inputs(run_id)]
+
+    def compare_runs(self, run_ids: Sequence[str]) -> RunComparison:
+        """Params side by side (differing ones marked) and metrics' last/min/max per run."""
+        from prefect_mlops.tracking.search.compare import compare
+
+        return compare(self, run_ids)
 
     # -- params, tags, metrics --------------------------------------------------------------
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from itertools import repeat
-from typing import NamedTuple, overload
+from typing import Any, NamedTuple, TypeVar, overload
+
+T = TypeVar("T")
 
 
 class RunStatus(str, Enum):
@@ -106,6 +108,14 @@ class MetricHistory(Sequence[Metric]):
         return f"<MetricHistory {self.key!r}: {len(self)} points>"
 
 
+class PagedList(list[T]):
+    """A page of results; ``token`` fetches the next page (None on the last one)."""
+
+    def __init__(self, items: Iterable[T] = (), token: str | None = None) -> None:
+        super().__init__(items)
+        self.token = token
+
+
 class Param(NamedTuple):
     key: str
     value: str
@@ -180,3 +190,38 @@ class RunData:
 class Run:
     info: RunInfo
     data: RunData
+
+
+@dataclass(frozen=True)
+class SavedSearch:
+    """A named search: filter, order, experiments and full-text query, reusable by name."""
+
+    name: str
+    filter_string: str
+    order_by: list[str]
+    experiment_ids: list[str] | None
+    query: str | None
+    created_time: int
+
+
+@dataclass(frozen=True)
+class DatasetInput:
+    """A dataset a run read: its name, content digest and role (``training``, ``eval``...)."""
+
+    name: str
+    digest: str
+    context: str = ""
+
+
+@dataclass
+class BulkRun:
+    """One run for `TrackingClient.create_runs_bulk`: metrics map a key to a value, or to a
+    history of ``(step, value)`` pairs."""
+
+    run_name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    tags: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, float | Sequence[tuple[int, float]]] = field(default_factory=dict)
+    start_time: int | None = None
+    end_time: int | None = None
+    status: RunStatus = RunStatus.FINISHED

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from prefect_mlops.core.errors import InvalidInput, NotFound
 from prefect_mlops.tracking.client import DEFAULT_EXPERIMENT, TrackingClient
@@ -31,8 +31,11 @@ from prefect_mlops.tracking.entities import (
     RunInfo,
     RunStatus,
     RunTag,
+    SavedSearch,
+    ViewType,
 )
 from prefect_mlops.tracking.prefect_binding import bound_run_id, current_flow_run_id
+from prefect_mlops.tracking.search.compare import RunComparison
 
 _client: TrackingClient | None = None
 _client_lock = threading.Lock()
@@ -321,18 +324,92 @@ def get_run(run_id: str) -> Run:
 
 def search_runs(
     experiment_ids: Sequence[str] | None = None,
-    experiment_names: Sequence[str] | None = None,
+    filter_string: str = "",
+    run_view_type: ViewType | str = ViewType.ACTIVE_ONLY,
     max_results: int = 1000,
-) -> list[Run]:
+    order_by: Sequence[str] | None = None,
+    page_token: str | None = None,
+    *,
+    experiment_names: Sequence[str] | None = None,
+    query: str | None = None,
+    saved: str | None = None,
+    output: Literal["list", "pandas"] = "list",
+) -> Any:
+    """Find runs: see `TrackingClient.search_runs`."""
+    return get_client().search_runs(
+        experiment_ids,
+        filter_string,
+        run_view_type,
+        max_results,
+        order_by,
+        page_token,
+        experiment_names=experiment_names,
+        query=query,
+        saved=saved,
+        output=output,
+    )
+
+
+def count_runs(
+    filter_string: str = "",
+    experiment_ids: Sequence[str] | None = None,
+    *,
+    experiment_names: Sequence[str] | None = None,
+    query: str | None = None,
+) -> int:
+    return get_client().count_runs(
+        experiment_ids, filter_string, experiment_names=experiment_names, query=query
+    )
+
+
+def aggregate_runs(
+    filter_string: str = "",
+    experiment_ids: Sequence[str] | None = None,
+    group_by: Sequence[str] = (),
+    metrics: Mapping[str, Sequence[str]] | None = None,
+    *,
+    experiment_names: Sequence[str] | None = None,
+    query: str | None = None,
+    output: Literal["list", "pandas"] = "list",
+) -> Any:
+    """Aggregate latest metric values of matching runs per group, in SQL."""
+    return get_client().aggregate_runs(
+        filter_string,
+        experiment_ids,
+        group_by,
+        metrics,
+        experiment_names=experiment_names,
+        query=query,
+        output=output,
+    )
+
+
+def save_search(
+    name: str,
+    filter_string: str = "",
+    order_by: Sequence[str] | None = None,
+    experiment_ids: Sequence[str] | None = None,
+    query: str | None = None,
+    *,
+    overwrite: bool = False,
+) -> SavedSearch:
+    return get_client().save_search(
+        name, filter_string, order_by, experiment_ids, query, overwrite=overwrite
+    )
+
+
+def list_saved_searches() -> list[SavedSearch]:
+    return get_client().list_saved_searches()
+
+
+def compare_runs(run_ids: Sequence[str], publish: bool = False) -> RunComparison:
+    """Runs side by side; ``publish=True`` inside a flow adds the report, with an overlaid
+    chart per metric, to the flow run's Artifacts tab."""
     client = get_client()
-    ids = list(experiment_ids or [])
-    for name in experiment_names or []:
-        exp = client.get_experiment_by_name(name)
-        if exp is not None:
-            ids.append(exp.experiment_id)
-    if experiment_names and not ids:
-        return []
-    return client.search_runs(ids or None, max_results=max_results)
+    comparison = client.compare_runs(run_ids)
+    if publish:
+        comparison.publish(client)
+    return comparison
 
 
 def download_artifacts(

@@ -57,6 +57,15 @@ def _chunks(items: Sequence[T], size: int = _IN_CHUNK) -> Iterable[Sequence[T]]:
         yield items[i : i + size]
 
 
+def numeric_value(text: str) -> float | None:
+    """The number a param value spells, if it spells a finite one."""
+    try:
+        number = float(text)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _from_db(value: float | None) -> float:
     return _NAN if value is None else value
 
@@ -177,12 +186,15 @@ class SqlTrackingStore:
         return found[0] if found else None
 
     def search_experiments(
-        self, view: ViewType = ViewType.ACTIVE_ONLY, max_results: int = 1000
+        self,
+        view: ViewType = ViewType.ACTIVE_ONLY,
+        max_results: int = 1000,
+        conditions: Sequence[Any] = (),
     ) -> list[Experiment]:
         def do(conn: Connection) -> list[Experiment]:
             rows = conn.execute(
                 sa.select(t.experiments)
-                .where(_lifecycle_filter(t.experiments.c.lifecycle_stage, view))
+                .where(_lifecycle_filter(t.experiments.c.lifecycle_stage, view), *conditions)
                 .order_by(t.experiments.c.last_update_time.desc(), t.experiments.c.name)
                 .limit(max_results)
             ).all()
@@ -226,6 +238,7 @@ class SqlTrackingStore:
             conn.execute(t.runs.insert().values(**values))
             if tag_rows:
                 conn.execute(t.tags.insert(), tag_rows)
+            self._refresh_search_docs(conn, [run_id])
 
         self._write(do)
         info = self._info_from_row(values)
@@ -356,7 +369,14 @@ class SqlTrackingStore:
         query = t.runs.update().where(t.runs.c.run_id == run_id).values(**values)
         if only_if_status is not None:
             query = query.where(t.runs.c.status == only_if_status.value)
-        return bool(self._write(lambda conn: conn.execute(query).rowcount))
+
+        def do(conn: Connection) -> bool:
+            changed = bool(conn.execute(query).rowcount)
+            if changed and run_name is not None:
+                self._refresh_search_docs(conn, [run_id])
+            return changed
+
+        return self._write(do)
 
     def set_lifecycle(self, run_id: str, stage: str) -> None:
         deleted_time = now_ms() if stage == "deleted" else None
@@ -391,7 +411,7 @@ class SqlTrackingStore:
                         "another key, or start a new run."
                     )
             new = [
-                {"run_id": run_id, "key": k, "value": v}
+                {"run_id": run_id, "key": k, "value": v, "num_value": numeric_value(v)}
                 for k, v in wanted.items()
                 if k not in existing
             ]
@@ -408,18 +428,65 @@ class SqlTrackingStore:
         stmt = stmt.on_conflict_do_update(
             index_elements=[t.tags.c.run_id, t.tags.c.key], set_={"value": stmt.excluded.value}
         )
-        self._write(lambda conn: conn.execute(stmt, rows))
+
+        def do(conn: Connection) -> None:
+            conn.execute(stmt, rows)
+            self._refresh_search_docs(conn, [run_id])
+
+        self._write(do)
 
     def delete_tag(self, run_id: str, key: str) -> bool:
-        return bool(
-            self._write(
-                lambda conn: (
-                    conn.execute(
-                        t.tags.delete().where(t.tags.c.run_id == run_id, t.tags.c.key == key)
-                    ).rowcount
+        def do(conn: Connection) -> bool:
+            query = t.tags.delete().where(t.tags.c.run_id == run_id, t.tags.c.key == key)
+            deleted = bool(conn.execute(query).rowcount)
+            self._refresh_search_docs(conn, [run_id])
+            return deleted
+
+        return self._write(do)
+
+    # -- full-text documents ----------------------------------------------------------------
+
+    def _refresh_search_docs(self, conn: Connection, run_ids: Sequence[str]) -> None:
+        """Rebuild the full-text documents (run name + tag values) of ``run_ids``."""
+        for chunk in _chunks(list(run_ids)):
+            marks = ", ".join([self._mark] * len(chunk))
+            params = tuple(chunk)
+            if self._dialect == "postgresql":
+                conn.exec_driver_sql(
+                    "UPDATE runs SET search_doc = to_tsvector('simple', run_name || ' ' || "
+                    "COALESCE((SELECT string_agg(value, ' ') FROM tags "
+                    f"WHERE tags.run_id = runs.run_id), '')) WHERE run_id IN ({marks})",
+                    params,
                 )
+            else:
+                conn.exec_driver_sql(
+                    "DELETE FROM runs_fts WHERE rowid IN "
+                    f"(SELECT rowid FROM runs WHERE run_id IN ({marks}))",
+                    params,
+                )
+                conn.exec_driver_sql(
+                    "INSERT INTO runs_fts(rowid, doc) SELECT rowid, run_name || ' ' || "
+                    "COALESCE((SELECT group_concat(value, ' ') FROM tags "
+                    f"WHERE tags.run_id = runs.run_id), '') FROM runs WHERE run_id IN ({marks})",
+                    params,
+                )
+
+    def full_text_condition(self, query: str) -> Any:
+        """A condition on ``runs`` matching runs whose name or tag values hold every word."""
+        words = [w for w in query.split() if w.strip('"*')]
+        if not words:
+            return sa.true()
+        if self._dialect == "postgresql":
+            return sa.literal_column("runs.search_doc").op("@@")(
+                sa.func.plainto_tsquery("simple", " ".join(words))
             )
+        fts = " ".join(
+            '"' + w.rstrip("*").replace('"', '""') + '"' + ("*" if w.endswith("*") else "")
+            for w in words
         )
+        matches: Any = sa.select(sa.literal_column("rowid")).select_from(sa.table("runs_fts"))
+        matches = matches.where(sa.literal_column("runs_fts").op("MATCH")(sa.bindparam("fts", fts)))
+        return sa.literal_column("runs.rowid").in_(matches)
 
     # -- metrics ----------------------------------------------------------------------------
 
@@ -653,3 +720,215 @@ class SqlTrackingStore:
             )
         rows = self._read(lambda conn: conn.execute(query.order_by(a.c.path)).all())
         return [FileInfo(p, False, size, digest) for p, size, digest in rows]
+
+    # -- search -----------------------------------------------------------------------------
+
+    def _scope(
+        self, experiment_ids: Sequence[str] | None, view: ViewType, conditions: Sequence[Any]
+    ) -> list[Any]:
+        where = [_lifecycle_filter(t.runs.c.lifecycle_stage, view), *conditions]
+        if experiment_ids is not None:
+            where.append(t.runs.c.experiment_id.in_(list(experiment_ids)))
+        return where
+
+    def search_page(
+        self,
+        experiment_ids: Sequence[str] | None,
+        view: ViewType,
+        conditions: Sequence[Any],
+        ordering: Any,
+        max_results: int,
+        after: Sequence[Any] | None = None,
+    ) -> tuple[list[Run], list[Any] | None]:
+        """One page of runs and the sort values of its last row when more rows follow."""
+        where = self._scope(experiment_ids, view, conditions)
+        if after is not None:
+            where.append(ordering.after(after))
+        query = (
+            sa.select(t.runs, *[e.label(f"_sort{i}") for i, e in enumerate(ordering.exprs)])
+            .select_from(ordering.from_clause)
+            .where(*where)
+            .order_by(*ordering.order_by())
+            .limit(max_results + 1)
+        )
+
+        def do(conn: Connection) -> tuple[list[Run], list[Any] | None]:
+            rows = conn.execute(query).all()
+            more = len(rows) > max_results
+            rows = rows[:max_results]
+            last = None
+            if more and rows:
+                mapping = rows[-1]._mapping
+                last = [mapping[f"_sort{i}"] for i in range(len(ordering.exprs))]
+            return self._load_runs(conn, rows), last
+
+        return self._read(do)
+
+    def count_runs(
+        self, experiment_ids: Sequence[str] | None, view: ViewType, conditions: Sequence[Any]
+    ) -> int:
+        query = sa.select(sa.func.count()).select_from(t.runs)
+        query = query.where(*self._scope(experiment_ids, view, conditions))
+        return int(self._read(lambda conn: conn.execute(query).scalar_one()))
+
+    def aggregate(
+        self,
+        experiment_ids: Sequence[str] | None,
+        view: ViewType,
+        conditions: Sequence[Any],
+        group_by: Sequence[tuple[str, Any, Any]],
+        metrics: Sequence[tuple[str, str]],
+    ) -> list[dict[str, Any]]:
+        """Group matching runs; ``group_by`` holds (label, join target or None, expression);
+        ``metrics`` holds (metric key, function) with function in mean/min/max/sum/count/std."""
+        from_clause: Any = t.runs
+        columns: list[Any] = []
+        for label, joined, expr in group_by:
+            if joined is not None:
+                from_clause = from_clause.outerjoin(*joined)
+            columns.append(expr.label(label))
+        metric_alias: dict[str, Any] = {}
+        for key, _ in metrics:
+            if key not in metric_alias:
+                alias = t.latest_metrics.alias(f"am{len(metric_alias)}")
+                from_clause = from_clause.outerjoin(
+                    alias, sa.and_(alias.c.run_id == t.runs.c.run_id, alias.c.key == key)
+                )
+                metric_alias[key] = alias
+        aggregates: list[Any] = [sa.func.count(t.runs.c.run_id).label("runs")]
+        for i, (key, fn) in enumerate(metrics):
+            value = metric_alias[key].c.value
+            if fn == "std":
+                aggregates += [
+                    sa.func.avg(value).label(f"_a{i}"),
+                    sa.func.avg(value * value).label(f"_q{i}"),
+                    sa.func.count(value).label(f"_n{i}"),
+                ]
+                continue
+            func: Any = {
+                "mean": sa.func.avg,
+                "min": sa.func.min,
+                "max": sa.func.max,
+                "sum": sa.func.sum,
+                "count": sa.func.count,
+            }[fn]
+            aggregates.append(func(value).label(f"_m{i}"))
+        query = (
+            sa.select(*columns, *aggregates)
+            .select_from(from_clause)
+            .where(*self._scope(experiment_ids, view, conditions))
+        )
+        if columns:
+            query = query.group_by(*[sa.literal_column(f'"{c.name}"') for c in columns])
+            query = query.order_by(*[sa.literal_column(f'"{c.name}"') for c in columns])
+        rows = self._read(lambda conn: conn.execute(query).all())
+        out = []
+        for row in rows:
+            m = row._mapping
+            record: dict[str, Any] = {label: m[label] for label, _, _ in group_by}
+            record["runs"] = m["runs"]
+            for i, (key, fn) in enumerate(metrics):
+                if fn == "std":
+                    mean, square, n = m[f"_a{i}"], m[f"_q{i}"], m[f"_n{i}"]
+                    if not n:
+                        record[f"{key}.std"] = None
+                    else:
+                        variance = max(square - mean * mean, 0.0) * n / (n - 1) if n > 1 else 0.0
+                        record[f"{key}.std"] = math.sqrt(variance)
+                else:
+                    value = m[f"_m{i}"]
+                    record[f"{key}.{fn}"] = (
+                        float(value) if fn != "count" and value is not None else value
+                    )
+            out.append(record)
+        return out
+
+    # -- saved searches ---------------------------------------------------------------------
+
+    def save_search(self, row: dict[str, Any], overwrite: bool) -> None:
+        stmt = self._insert(t.saved_searches).values(**row)
+        if overwrite:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[t.saved_searches.c.name],
+                set_={k: v for k, v in row.items() if k != "name"},
+            )
+        try:
+            self._write(lambda conn: conn.execute(stmt))
+        except IntegrityError:
+            raise AlreadyExists(
+                f"A saved search named {row['name']!r} exists; pass overwrite=True to replace it."
+            ) from None
+
+    def list_saved_searches(self) -> list[dict[str, Any]]:
+        s = t.saved_searches
+        rows = self._read(lambda conn: conn.execute(sa.select(s).order_by(s.c.name)).all())
+        return [dict(r._mapping) for r in rows]
+
+    def get_saved_search(self, name: str) -> dict[str, Any] | None:
+        s = t.saved_searches
+        row = self._read(lambda conn: conn.execute(sa.select(s).where(s.c.name == name)).first())
+        return dict(row._mapping) if row else None
+
+    def delete_saved_search(self, name: str) -> bool:
+        s = t.saved_searches
+        return bool(
+            self._write(lambda conn: conn.execute(s.delete().where(s.c.name == name)).rowcount)
+        )
+
+    # -- dataset inputs ---------------------------------------------------------------------
+
+    def log_inputs(self, run_id: str, inputs: Sequence[tuple[str, str, str]]) -> None:
+        rows = [{"run_id": run_id, "name": n, "digest": d, "context": c} for n, d, c in set(inputs)]
+        if not rows:
+            return
+        stmt = self._insert(t.run_datasets).on_conflict_do_nothing()
+        self._write(lambda conn: conn.execute(stmt, rows))
+
+    def get_inputs(self, run_id: str) -> list[tuple[str, str, str]]:
+        d = t.run_datasets
+        rows = self._read(
+            lambda conn: conn.execute(
+                sa.select(d.c.name, d.c.digest, d.c.context)
+                .where(d.c.run_id == run_id)
+                .order_by(d.c.name)
+            ).all()
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    # -- bulk import ------------------------------------------------------------------------
+
+    def create_runs_bulk(
+        self,
+        run_rows: Sequence[dict[str, Any]],
+        params: Sequence[tuple[str, str, str]],
+        tags: Sequence[tuple[str, str, str]],
+        metrics: Sequence[MetricRow],
+    ) -> None:
+        """Insert prepared runs, params, tags and metric points in one transaction."""
+        mark = self._mark
+        summary = self._summarise(metrics)
+        param_rows = [(r, k, v, numeric_value(v)) for r, k, v in params]
+
+        def do(conn: Connection) -> None:
+            conn.execute(t.runs.insert(), list(run_rows))
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            cur = raw.cursor()
+            try:
+                cur.executemany(
+                    f"INSERT INTO params (run_id, key, value, num_value) "
+                    f"VALUES ({mark}, {mark}, {mark}, {mark})",
+                    param_rows,
+                )
+                cur.executemany(
+                    f"INSERT INTO tags (run_id, key, value) VALUES ({mark}, {mark}, {mark})",
+                    list(tags),
+                )
+                cur.executemany(self._insert_metrics_sql, list(metrics))
+            finally:
+                cur.close()
+            if summary:
+                conn.execute(self._latest_upsert, summary)
+            self._refresh_search_docs(conn, [r["run_id"] for r in run_rows])
+
+        self._write(do)

@@ -47,7 +47,10 @@ runs = sa.Table(
     sa.Column("parent_run_id", ID, nullable=True, index=True),
     sa.Column("prefect_flow_run_id", sa.String(36), nullable=True, unique=True),
     sa.Column("deleted_time", sa.BigInteger, nullable=True),
+    sa.Index("ix_runs_start_time", "start_time"),
 )
+# Full-text documents (run name + tag values) live outside this metadata: an FTS5 table
+# ``runs_fts`` keyed by the runs rowid on SQLite, a ``runs.search_doc`` tsvector on PostgreSQL.
 
 params = sa.Table(
     "params",
@@ -55,6 +58,10 @@ params = sa.Table(
     sa.Column("run_id", ID, primary_key=True),
     sa.Column("key", sa.String(250), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
+    # The value as a number when it is one, so params.lr < 0.01 compares numerically.
+    sa.Column("num_value", sa.Float(precision=53), nullable=True),
+    sa.Index("ix_params_key_value", "key", "value"),
+    sa.Index("ix_params_key_num_value", "key", "num_value"),
 )
 
 tags = sa.Table(
@@ -63,6 +70,7 @@ tags = sa.Table(
     sa.Column("run_id", ID, primary_key=True),
     sa.Column("key", sa.String(250), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
+    sa.Index("ix_tags_key_value", "key", "value"),
 )
 
 metrics = sa.Table(
@@ -87,6 +95,7 @@ latest_metrics = sa.Table(
     sa.Column("min_value", sa.Float(precision=53), nullable=True),
     sa.Column("max_value", sa.Float(precision=53), nullable=True),
     sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Index("ix_latest_metrics_key_value", "key", "value"),
 )
 
 histograms = sa.Table(
@@ -108,5 +117,26 @@ artifacts = sa.Table(
     sa.Column("path", sa.String(1000), primary_key=True),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("created_time", sa.BigInteger, nullable=False),
+)
+
+run_datasets = sa.Table(
+    "run_datasets",
+    metadata,
+    sa.Column("run_id", ID, primary_key=True),
+    sa.Column("name", sa.String(500), primary_key=True),
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("context", sa.String(250), primary_key=True, server_default=""),
+    sa.Index("ix_run_datasets_name", "name"),
+)
+
+saved_searches = sa.Table(
+    "saved_searches",
+    metadata,
+    sa.Column("name", sa.String(250), primary_key=True),
+    sa.Column("filter_string", sa.Text, nullable=False, server_default=""),
+    sa.Column("order_by", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("experiment_ids", sa.Text, nullable=True),
+    sa.Column("query", sa.Text, nullable=True),
     sa.Column("created_time", sa.BigInteger, nullable=False),
 )

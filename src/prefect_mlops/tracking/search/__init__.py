@@ -1,0 +1,1 @@
+"""Finding runs: the filter grammar, its translation to SQL, aggregation and comparison."""

@@ -1,0 +1,88 @@
+"""Runs side by side: params (differences marked), metrics (last/min/max), overlaid charts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from prefect_mlops.core.errors import InvalidInput
+from prefect_mlops.tracking.charts import multi_line_chart_svg, svg_data_uri
+from prefect_mlops.tracking.entities import MetricSummary, Run
+
+if TYPE_CHECKING:
+    from prefect_mlops.tracking.client import TrackingClient
+
+MAX_COMPARED = 20
+MAX_CHARTS = 12
+
+
+@dataclass(frozen=True)
+class RunComparison:
+    """``params[key][i]`` and ``metrics[key][i]`` belong to ``runs[i]`` (None when missing)."""
+
+    runs: list[Run]
+    params: dict[str, list[str | None]]
+    differing_params: list[str]
+    metrics: dict[str, list[MetricSummary | None]]
+
+    @property
+    def run_ids(self) -> list[str]:
+        return [r.info.run_id for r in self.runs]
+
+    def to_markdown(self, client: TrackingClient | None = None) -> str:
+        """A markdown report; with ``client``, one overlaid chart per metric too."""
+        names = [f"{r.info.run_name} ({r.info.run_id[:8]})" for r in self.runs]
+        header = "| | " + " | ".join(names) + " |"
+        rule = "|---" * (len(names) + 1) + "|"
+        lines = ["# Run comparison", "", "## Params", "", header, rule]
+        for key, values in self.params.items():
+            mark = " **≠**" if key in self.differing_params else ""
+            cells = " | ".join("-" if v is None else v for v in values)
+            lines.append(f"| {key}{mark} | {cells} |")
+        lines += ["", "## Metrics (last · min · max)", "", header, rule]
+        for key, summaries in self.metrics.items():
+            cells = " | ".join(
+                "-" if s is None else f"{s.last:.4g} · {s.min:.4g} · {s.max:.4g}" for s in summaries
+            )
+            lines.append(f"| {key} | {cells} |")
+        if client is not None:
+            lines.append("")
+            for key in list(self.metrics)[:MAX_CHARTS]:
+                series = []
+                for run, name in zip(self.runs, names, strict=True):
+                    history = client.get_metric_history(run.info.run_id, key)
+                    series.append((name, list(history.steps), list(history.values)))
+                svg = multi_line_chart_svg(key, series)
+                lines += [f"![{key}]({svg_data_uri(svg)})", ""]
+        return "\n".join(lines) + "\n"
+
+    def publish(self, client: TrackingClient, key: str = "mlops-run-comparison") -> str:
+        """Create the report as a markdown artifact on the current Prefect flow run."""
+        from prefect.artifacts import create_markdown_artifact
+
+        from prefect_mlops.tracking.prefect_ui import artifact_key
+
+        artifact = create_markdown_artifact(
+            markdown=self.to_markdown(client),
+            key=artifact_key(key),
+            description=f"Comparison of {len(self.runs)} runs",
+            _sync=True,  # type: ignore[call-arg]
+        )
+        return str(artifact)
+
+
+def compare(client: TrackingClient, run_ids: Sequence[str]) -> RunComparison:
+    ids = list(dict.fromkeys(run_ids))
+    if not 2 <= len(ids) <= MAX_COMPARED:
+        raise InvalidInput(
+            f"compare_runs needs 2 to {MAX_COMPARED} distinct run ids; got {len(ids)}."
+        )
+    runs = [client.get_run(run_id) for run_id in ids]
+    param_keys = sorted({k for r in runs for k in r.data.params})
+    params = {k: [r.data.params.get(k) for r in runs] for k in param_keys}
+    differing = [k for k, values in params.items() if len(set(values)) > 1]
+    summaries = [{s.key: s for s in client.get_metric_summaries(i)} for i in ids]
+    metric_keys = sorted({k for s in summaries for k in s})
+    metrics = {k: [s.get(k) for s in summaries] for k in metric_keys}
+    return RunComparison(runs, params, differing, metrics)
