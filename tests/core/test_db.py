@@ -71,8 +71,8 @@ def test_migrations_create_exactly_the_declared_tables(db_url: str) -> None:
             opts={
                 "compare_type": False,
                 # full-text search structures are dialect-specific and kept out of the metadata
-                "include_name": lambda name, kind, _parent: not (name or "").startswith(
-                    ("runs_fts", "search_doc", "ix_runs_search_doc")
+                "include_name": lambda name, kind, _parent: (
+                    not (name or "").startswith(("runs_fts", "search_doc", "ix_runs_search_doc"))
                 ),
             },
         )

@@ -178,6 +178,8 @@ def test_logging_to_finished_or_deleted_run_is_refused(client: TrackingClient) -
             c.log_metric(finished, "m", 1.0)
         with pytest.raises(InvalidInput, match="FINISHED"):
             c.log_param(finished, "p", 1)
+    other.set_tag(finished, "verdict", "best")  # tags annotate finished runs
+    assert client.get_run(finished).data.tags == {"verdict": "best"}
     deleted = new_run(client, "gone").info.run_id
     client.delete_run(deleted)
     with pytest.raises(InvalidInput, match="deleted"):
@@ -209,7 +211,9 @@ def test_search_runs_newest_first_and_view_types(client: TrackingClient) -> None
     assert [r.info.run_id for r in found] == ids[::-1]
     client.delete_run(ids[1])
     assert [r.info.run_id for r in client.search_runs([exp.experiment_id])] == [ids[2], ids[0]]
-    assert [r.info.run_id for r in client.search_runs([exp.experiment_id], run_view_type="deleted")] == [ids[1]]
+    assert [
+        r.info.run_id for r in client.search_runs([exp.experiment_id], run_view_type="deleted")
+    ] == [ids[1]]
     assert len(client.search_runs(None, run_view_type="all")) == 4
     assert len(client.search_runs([exp.experiment_id], max_results=1)) == 1
     with pytest.raises(InvalidInput, match="max_results=50001"):

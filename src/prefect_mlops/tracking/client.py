@@ -247,7 +247,9 @@ class TrackingClient(RunSearchMixin):
         self.store.get_run_info(run_id)
         self.store.set_lifecycle(run_id, "active")
 
-    def _require_writable(self, run_id: str) -> None:
+    def _require_writable(self, run_id: str, *, tags_only: bool = False) -> None:
+        """Refuse unknown and deleted runs, and finished runs unless only tags change (tags
+        annotate a run at any time, as in MLflow's UI)."""
         if run_id in self._writable:
             return
         if not isinstance(run_id, str):
@@ -258,6 +260,8 @@ class TrackingClient(RunSearchMixin):
                 f"Run {run_id} is deleted; restore it with restore_run() before logging to it."
             )
         if info.status.is_terminal:
+            if tags_only:
+                return
             raise InvalidInput(
                 f"Run {run_id} is {info.status.value}; a finished run cannot be logged to. "
                 "Start a new run (or set_terminated(run_id, 'RUNNING') to reopen it)."
@@ -361,7 +365,7 @@ class TrackingClient(RunSearchMixin):
         self.log_batch(run_id, tags=[RunTag(key, value)])
 
     def delete_tag(self, run_id: str, key: str) -> None:
-        self._require_writable(run_id)
+        self._require_writable(run_id, tags_only=True)
         if not self.store.delete_tag(run_id, key):
             raise NotFound(f"Run {run_id} has no tag {key!r}.")
 
@@ -396,7 +400,8 @@ class TrackingClient(RunSearchMixin):
         tags: Iterable[RunTag] = (),
     ) -> None:
         """Write metrics, params and tags at once, synchronously."""
-        self._require_writable(run_id)
+        metrics, params = list(metrics), list(params)
+        self._require_writable(run_id, tags_only=not metrics and not params)
         rows: list[MetricRow] = []
         now = now_ms()
         for m in metrics:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
 from typing import Any, TypeVar
@@ -472,18 +473,18 @@ class SqlTrackingStore:
                 )
 
     def full_text_condition(self, query: str) -> Any:
-        """A condition on ``runs`` matching runs whose name or tag values hold every word."""
-        words = [w for w in query.split() if w.strip('"*')]
+        """Runs whose name or tag values contain every word of ``query`` as a word prefix
+        ("resnet augment" finds "resnet50-augment"). Only word characters reach the
+        full-text engine, so its query syntax cannot be injected."""
+        words = re.findall(r"\w+", query)
         if not words:
-            return sa.true()
+            return sa.false()
         if self._dialect == "postgresql":
+            expression = " & ".join(f"{w}:*" for w in words)
             return sa.literal_column("runs.search_doc").op("@@")(
-                sa.func.plainto_tsquery("simple", " ".join(words))
+                sa.func.to_tsquery("simple", sa.bindparam("fts", expression))
             )
-        fts = " ".join(
-            '"' + w.rstrip("*").replace('"', '""') + '"' + ("*" if w.endswith("*") else "")
-            for w in words
-        )
+        fts = " ".join(f'"{w}"*' for w in words)
         matches: Any = sa.select(sa.literal_column("rowid")).select_from(sa.table("runs_fts"))
         matches = matches.where(sa.literal_column("runs_fts").op("MATCH")(sa.bindparam("fts", fts)))
         return sa.literal_column("runs.rowid").in_(matches)

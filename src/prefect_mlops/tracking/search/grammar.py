@@ -365,15 +365,17 @@ def parse_order_by(clauses: list[str] | tuple[str, ...] | None) -> list[OrderKey
         if m := _DIRECTION.search(text):
             descending = m.group(1).upper() == "DESC"
             text = text[: m.start()]
-        tokens = tokenize(text)
+        problem = (
+            "an order_by clause is one identifier and an optional ASC or DESC, e.g. "
+            "'metrics.acc DESC'"
+        )
+        try:
+            tokens = tokenize(text)
+        except InvalidFilter as exc:
+            raise InvalidFilter(clause, exc.position, problem) from None
         if len(tokens) != 2 or tokens[0].kind != "IDENT":
             pos = tokens[1].pos if tokens and tokens[0].kind == "IDENT" else 0
-            raise InvalidFilter(
-                clause,
-                pos,
-                "an order_by clause is one identifier and an optional ASC or DESC, e.g. "
-                "'metrics.acc DESC'",
-            )
+            raise InvalidFilter(clause, pos, problem)
         ident = tokens[0].value
         assert isinstance(ident, Identifier)
         keys.append(OrderKey(ident, descending))
