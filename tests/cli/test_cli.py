@@ -80,3 +80,71 @@ def test_demo_runs_a_tracked_flow(prefect_server: str, mlops_home: Path) -> None
     assert run.info.status.value == "FINISHED"
     assert len(mlops.get_metric_history(run.info.run_id, "val/acc")) == 3
     assert run.data.params["epochs"] == "3"
+
+
+@pytest.fixture
+def many(mlops_home: Path) -> list[str]:
+    client = mlops.TrackingClient()
+    exp = client.create_experiment("grid")
+    specs = [
+        mlops.BulkRun(
+            f"{opt}-{i}",
+            params={"opt": opt, "lr": str(0.1 / (i + 1))},
+            tags={"note": "augment" if i % 2 else "plain"},
+            metrics={"acc": 0.5 + i / 10},
+            start_time=1000 + i,
+        )
+        for i, opt in enumerate(["adam", "sgd", "adam", "sgd"])
+    ]
+    return client.create_runs_bulk(exp, specs)
+
+
+def test_runs_search_and_count(many: list[str]) -> None:
+    out = json.loads(
+        invoke("runs", "search", "params.opt = 'adam'", "-o", "metrics.acc DESC", "--json")
+    )
+    assert [r["info"]["run_name"] for r in out["runs"]] == ["adam-2", "adam-0"]
+    assert out["next_page_token"] is None
+    paged = json.loads(invoke("runs", "search", "-n", "3", "--json"))
+    assert len(paged["runs"]) == 3 and paged["next_page_token"]
+    rest = json.loads(
+        invoke("runs", "search", "-n", "3", "--page-token", paged["next_page_token"], "--json")
+    )
+    assert len(rest["runs"]) == 1
+    assert json.loads(invoke("runs", "search", "-q", "augment", "--count", "--json")) == {
+        "count": 2
+    }
+    assert "adam-2" in invoke("runs", "search", "metrics.acc > 0.6")
+    bad = runner.invoke(app, ["runs", "search", "metrics.acc >"])
+    assert bad.exit_code == 1 and "^" in bad.output and "expected a value" in bad.output
+
+
+def test_runs_aggregate(many: list[str]) -> None:
+    rows = json.loads(
+        invoke("runs", "aggregate", "-g", "params.opt", "-m", "acc:mean,max", "--json")
+    )
+    assert [(r["params.opt"], r["runs"], round(r["acc.max"], 3)) for r in rows] == [
+        ("adam", 2, 0.7),
+        ("sgd", 2, 0.8),
+    ]
+    assert "acc.mean" in invoke("runs", "aggregate", "-g", "params.opt", "-m", "acc:mean")
+    bad = runner.invoke(app, ["runs", "aggregate", "-m", "acc"])
+    assert bad.exit_code == 1 and "'val/acc:mean,max'" in bad.output
+
+
+def test_runs_compare(many: list[str]) -> None:
+    out = json.loads(invoke("runs", "compare", many[0], many[1], "--json"))
+    assert out["differing_params"] == ["lr", "opt"]
+    assert out["params"]["opt"] == ["adam", "sgd"]
+    assert "≠" in invoke("runs", "compare", many[0], many[1])
+
+
+def test_saved_searches_cli(many: list[str]) -> None:
+    assert "Saved search 'good'" in invoke(
+        "searches", "save", "good", "metrics.acc >= 0.7", "-o", "metrics.acc DESC"
+    )
+    assert [s["name"] for s in json.loads(invoke("searches", "list", "--json"))] == ["good"]
+    out = json.loads(invoke("runs", "search", "--saved", "good", "--json"))
+    assert [r["info"]["run_name"] for r in out["runs"]] == ["sgd-3", "adam-2"]
+    assert "Deleted" in invoke("searches", "delete", "good")
+    assert runner.invoke(app, ["searches", "delete", "good"]).exit_code == 1

@@ -282,3 +282,28 @@ def test_flow_terminated_by_sigterm_ends_killed(mlops_home: Path, tmp_path: Path
     (run,) = mlops.get_client().search_runs()
     assert run.info.status is RunStatus.KILLED
     assert run.data.metrics == {"started": 1.0}
+
+
+def test_comparison_published_as_a_flow_run_artifact(mlops_home: Path) -> None:
+    from prefect import flow
+    from prefect.runtime import flow_run as current
+
+    client = mlops.TrackingClient()
+    exp = client.create_experiment("cmp")
+    ids = client.create_runs_bulk(
+        exp,
+        [
+            mlops.BulkRun("a", params={"lr": "0.1"}, metrics={"acc": [(0, 0.5), (1, 0.7)]}),
+            mlops.BulkRun("b", params={"lr": "0.2"}, metrics={"acc": [(0, 0.6), (1, 0.9)]}),
+        ],
+    )
+
+    @flow
+    def report() -> str:
+        mlops.compare_runs(ids, publish=True)
+        return str(current.id)
+
+    artifacts = _flow_artifacts(report())
+    markdown = artifacts["mlops-run-comparison"]
+    assert "| lr **≠** | 0.1 | 0.2 |" in markdown
+    assert markdown.count("data:image/svg+xml;base64,") == 1

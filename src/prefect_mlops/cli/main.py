@@ -12,6 +12,7 @@ from prefect_mlops.core.errors import MlopsError
 
 if TYPE_CHECKING:
     from prefect_mlops.tracking.client import TrackingClient
+    from prefect_mlops.tracking.entities import Run
 
 app = typer.Typer(
     name="prefect-mlops",
@@ -22,9 +23,11 @@ app = typer.Typer(
 experiments_app = typer.Typer(help="Experiments.", no_args_is_help=True)
 runs_app = typer.Typer(help="Tracking runs.", no_args_is_help=True)
 db_app = typer.Typer(help="The metadata database.", no_args_is_help=True)
+searches_app = typer.Typer(help="Saved searches.", no_args_is_help=True)
 app.add_typer(experiments_app, name="experiments")
 app.add_typer(runs_app, name="runs")
 app.add_typer(db_app, name="db")
+app.add_typer(searches_app, name="searches")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
@@ -79,11 +82,15 @@ def runs_list(
     if as_json:
         print_json(runs)
         return
+    console.print(_runs_table(client, list(runs), show_experiment=experiment is None))
+
+
+def _runs_table(client: TrackingClient, runs: list[Run], show_experiment: bool = True) -> Table:
     names = {e.experiment_id: e.name for e in client.search_experiments(view_type="all")}
     table = Table()
     table.add_column("run id", no_wrap=True)
     table.add_column("name", no_wrap=True)
-    if experiment is None:
+    if show_experiment:
         table.add_column("experiment")
     for column in ("status", "started", "duration"):
         table.add_column(column, no_wrap=True)
@@ -92,7 +99,7 @@ def runs_list(
         status = r.info.status.value
         metrics = " ".join(f"{k}={num(v, 4)}" for k, v in sorted(r.data.metrics.items())[:4])
         cells = [r.info.run_id, r.info.run_name]
-        if experiment is None:
+        if show_experiment:
             cells.append(names.get(r.info.experiment_id, r.info.experiment_id))
         cells += [
             f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]",
@@ -101,7 +108,177 @@ def runs_list(
             metrics,
         ]
         table.add_row(*cells)
+    return table
+
+
+@runs_app.command("search")
+def runs_search(
+    filter_string: Annotated[
+        str, typer.Argument(help="e.g. \"metrics.acc > 0.9 AND params.opt = 'adam'\"")
+    ] = "",
+    experiment: Annotated[
+        list[str] | None, typer.Option("--experiment", "-e", help="Experiment name (repeatable).")
+    ] = None,
+    order_by: Annotated[
+        list[str] | None, typer.Option("--order-by", "-o", help="e.g. 'metrics.acc DESC'.")
+    ] = None,
+    query: Annotated[str | None, typer.Option("--query", "-q", help="Full-text words.")] = None,
+    saved: Annotated[str | None, typer.Option(help="Start from a saved search.")] = None,
+    max_results: Annotated[int, typer.Option("--max-results", "-n")] = 100,
+    page_token: Annotated[str | None, typer.Option(help="Token of the next page.")] = None,
+    count: Annotated[bool, typer.Option("--count", help="Only print how many match.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find runs with MLflow's filter grammar plus OR, NOT and parentheses."""
+    client = _client()
+    try:
+        if count:
+            total = client.count_runs(
+                filter_string=filter_string, experiment_names=experiment, query=query
+            )
+            if as_json:
+                print_json({"count": total})
+            else:
+                console.print(total)
+            return
+        runs = client.search_runs(
+            filter_string=filter_string,
+            experiment_names=experiment,
+            order_by=order_by,
+            query=query,
+            saved=saved,
+            max_results=max_results,
+            page_token=page_token,
+        )
+    except MlopsError as exc:
+        _fail(exc)
+    if as_json:
+        print_json({"runs": list(runs), "next_page_token": runs.token})
+        return
+    console.print(_runs_table(client, list(runs)))
+    if runs.token:
+        console.print(f"more: --page-token {runs.token}", soft_wrap=True)
+
+
+@runs_app.command("aggregate")
+def runs_aggregate(
+    filter_string: Annotated[str, typer.Argument(help="Which runs to aggregate.")] = "",
+    group_by: Annotated[
+        list[str] | None, typer.Option("--group-by", "-g", help="e.g. params.optimizer.")
+    ] = None,
+    metric: Annotated[
+        list[str] | None,
+        typer.Option("--metric", "-m", help="KEY:FN[,FN...], e.g. 'val/acc:mean,max,count'."),
+    ] = None,
+    experiment: Annotated[list[str] | None, typer.Option("--experiment", "-e")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Group runs and aggregate their latest metric values (computed in SQL)."""
+    wanted: dict[str, list[str]] = {}
+    for spec in metric or []:
+        key, sep, functions = spec.rpartition(":")
+        if not sep or not key:
+            _fail(MlopsError(f"--metric {spec!r} must look like 'val/acc:mean,max'."))
+        wanted.setdefault(key, []).extend(f.strip() for f in functions.split(",") if f.strip())
+    try:
+        rows = _client().aggregate_runs(
+            filter_string, group_by=group_by or [], metrics=wanted, experiment_names=experiment
+        )
+    except MlopsError as exc:
+        _fail(exc)
+    if as_json:
+        print_json(rows)
+        return
+    columns = list(rows[0]) if rows else [*(group_by or []), "runs"]
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(
+            *(
+                "-" if row[c] is None else num(row[c]) if isinstance(row[c], float) else str(row[c])
+                for c in columns
+            )
+        )
     console.print(table)
+
+
+@runs_app.command("compare")
+def runs_compare(
+    run_ids: Annotated[list[str], typer.Argument(help="Two or more run ids.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Params and metrics of runs side by side; differing params are marked."""
+    try:
+        comparison = _client().compare_runs(run_ids)
+    except MlopsError as exc:
+        _fail(exc)
+    if as_json:
+        print_json(
+            {
+                "run_ids": comparison.run_ids,
+                "params": comparison.params,
+                "differing_params": comparison.differing_params,
+                "metrics": comparison.metrics,
+            }
+        )
+        return
+    names = [f"{r.info.run_name}\n{r.info.run_id[:8]}" for r in comparison.runs]
+    table = Table("param", *names, title="Params")
+    for key, values in comparison.params.items():
+        differs = key in comparison.differing_params
+        label = f"[bold yellow]{key} ≠[/]" if differs else key
+        table.add_row(label, *("-" if v is None else v for v in values))
+    console.print(table)
+    table = Table("metric (last / min / max)", *names, title="Metrics")
+    for key, summaries in comparison.metrics.items():
+        table.add_row(
+            key,
+            *(
+                "-" if s is None else f"{num(s.last, 4)} / {num(s.min, 4)} / {num(s.max, 4)}"
+                for s in summaries
+            ),
+        )
+    console.print(table)
+
+
+@searches_app.command("save")
+def searches_save(
+    name: str,
+    filter_string: Annotated[str, typer.Argument()] = "",
+    order_by: Annotated[list[str] | None, typer.Option("--order-by", "-o")] = None,
+    query: Annotated[str | None, typer.Option("--query", "-q")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
+) -> None:
+    """Save a search under NAME; run it with `runs search --saved NAME`."""
+    try:
+        saved = _client().save_search(
+            name, filter_string, order_by, query=query, overwrite=overwrite
+        )
+    except MlopsError as exc:
+        _fail(exc)
+    console.print(f"Saved search {saved.name!r}: {saved.filter_string or '(all runs)'}")
+
+
+@searches_app.command("list")
+def searches_list(as_json: JsonOpt = False) -> None:
+    """List saved searches."""
+    saved = _client().list_saved_searches()
+    if as_json:
+        print_json(saved)
+        return
+    table = Table("name", "filter", "order by", "query")
+    for s in saved:
+        table.add_row(s.name, s.filter_string, ", ".join(s.order_by), s.query or "")
+    console.print(table)
+
+
+@searches_app.command("delete")
+def searches_delete(name: str) -> None:
+    """Delete a saved search."""
+    try:
+        _client().delete_saved_search(name)
+    except MlopsError as exc:
+        _fail(exc)
+    console.print(f"Deleted saved search {name!r}.")
 
 
 @runs_app.command("show")
