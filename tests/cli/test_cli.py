@@ -35,6 +35,8 @@ def invoke(*args: str) -> str:
 def test_experiments_and_runs_list(seeded: str) -> None:
     assert "cli-exp" in invoke("experiments", "list")
     assert [e["name"] for e in json.loads(invoke("experiments", "list", "--json"))] == ["cli-exp"]
+    filtered = invoke("experiments", "list", "--filter", "name LIKE 'x%'", "--json")
+    assert json.loads(filtered) == []
     assert seeded in invoke("runs", "list")
     runs = json.loads(invoke("runs", "list", "--experiment", "cli-exp", "--json"))
     assert [r["info"]["run_id"] for r in runs] == [seeded]

@@ -137,6 +137,29 @@ def test_subflow_gets_a_nested_run_and_thread_tasks_log_to_their_flow(mlops_home
     assert set(child_run.data.metrics) == {"child/m"}
 
 
+def test_parent_that_never_logs_still_ends_with_its_flow(mlops_home: Path) -> None:
+    from prefect import flow
+    from prefect.runtime import flow_run as current
+
+    @flow
+    def inner(i: int) -> str:
+        mlops.log_metric("inner/m", float(i))
+        return str(current.id)
+
+    @flow
+    def outer() -> tuple[str, list[str]]:
+        return str(current.id), [inner(i) for i in range(2)]
+
+    outer_id, inner_ids = outer()
+    parent = _run_by_flow_run(outer_id)
+    assert parent.info.status is RunStatus.FINISHED
+    for child_id in inner_ids:
+        child = _run_by_flow_run(child_id)
+        assert child.info.parent_run_id == parent.info.run_id
+        assert child.info.status is RunStatus.FINISHED
+    assert "mlops-summary-outer" in _flow_artifacts(outer_id)
+
+
 def test_tasks_in_other_processes_log_to_the_flow_run(mlops_home: Path) -> None:
     from prefect import flow, task
     from prefect.runtime import flow_run as current

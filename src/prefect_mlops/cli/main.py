@@ -44,10 +44,15 @@ def _fail(exc: MlopsError) -> NoReturn:
 
 
 @experiments_app.command("list")
-def experiments_list(as_json: JsonOpt = False) -> None:
+def experiments_list(
+    filter_string: Annotated[
+        str | None, typer.Option("--filter", "-f", help="e.g. \"name LIKE 'vision-%'\".")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
     """List experiments, most recently updated first."""
     try:
-        experiments = _client().search_experiments()
+        experiments = _client().search_experiments(filter_string=filter_string)
     except MlopsError as exc:
         _fail(exc)
     if as_json:

@@ -100,11 +100,9 @@ def prefect_client() -> Iterator[Any]:
 
 def _flow_run_details(flow_run_id: str) -> tuple[Any, str, dict[str, Any]]:
     """(flow run, flow name, parameters) of ``flow_run_id``, from context when we run it."""
-    from prefect.context import FlowRunContext
-
-    ctx = FlowRunContext.get()
-    if _local_flow(flow_run_id) is not None and ctx is not None:
-        return ctx.flow_run, ctx.flow.name, dict(ctx.parameters or {})  # type: ignore[union-attr]
+    ctx = _local_flow_context(flow_run_id)
+    if ctx is not None and ctx.flow is not None:
+        return ctx.flow_run, ctx.flow.name, dict(ctx.parameters or {})
     with prefect_client() as client:
         flow_run = client.read_flow_run(flow_run_id)
         flow_name = client.read_flow(flow_run.flow_id).name
@@ -165,13 +163,20 @@ def bound_run_id(client: TrackingClient, flow_run_id: str, experiment: str | Non
     return run_id
 
 
-def _local_flow(flow_run_id: str) -> Any:
-    """The flow object when this process runs ``flow_run_id`` itself, else None."""
+def _local_flow_context(flow_run_id: str) -> Any:
+    """The context of ``flow_run_id`` when this process runs it: the current flow run's, or
+    a parent's that a subflow's context shadows (found through the context variable token
+    Prefect keeps on each context; pinned Prefect minor version)."""
     from prefect.context import FlowRunContext
 
     ctx = FlowRunContext.get()
-    if ctx is not None and ctx.flow_run is not None and str(ctx.flow_run.id) == flow_run_id:
-        return ctx.flow
+    for _ in range(64):
+        if ctx is None:
+            return None
+        if ctx.flow_run is not None and str(ctx.flow_run.id) == flow_run_id:
+            return ctx
+        previous = getattr(getattr(ctx, "_token", None), "old_value", None)
+        ctx = previous if isinstance(previous, FlowRunContext) else None
     return None
 
 
@@ -181,9 +186,9 @@ def _bind(client: TrackingClient, flow_run_id: str, experiment: str | None) -> s
         existing.info.run_id if existing else _create_bound_run(client, flow_run_id, experiment)
     )
     client._writable.add(run_id)
-    flow = _local_flow(flow_run_id)
-    if flow is not None:
-        _install_end_hooks(flow)
+    ctx = _local_flow_context(flow_run_id)
+    if ctx is not None and ctx.flow is not None:
+        _install_end_hooks(ctx.flow)
     else:
         _install_task_flush_hook()
     return run_id
