@@ -17,6 +17,7 @@ from prefect_mlops.core.errors import (
     StorageError,
 )
 from prefect_mlops.core.settings import Settings, get_settings
+from prefect_mlops.tracking.autolog import autolog
 from prefect_mlops.tracking.client import TrackingClient
 from prefect_mlops.tracking.entities import (
     BulkRun,
@@ -106,6 +107,7 @@ __all__ = [
     "ViewType",
     "__version__",
     "active_run",
+    "autolog",
     "aggregate_runs",
     "compare_runs",
     "count_runs",
