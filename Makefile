@@ -34,6 +34,7 @@ test: lint typecheck unit
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/bench_tracking.py
+	$(BIN)/python bench/bench_search.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -403,6 +403,38 @@ def db_upgrade() -> None:
 
 
 @app.command()
+def setup(
+    watchdog: Annotated[
+        bool,
+        typer.Option(help="Also create the Prefect automation that crashes silent flow runs."),
+    ] = False,
+    within: Annotated[
+        int | None,
+        typer.Option(help="Watchdog: seconds without a heartbeat (default: 2 periods + 15 s)."),
+    ] = None,
+) -> None:
+    """Track every Prefect flow run from now on, with no code change."""
+    from prefect_mlops.cli.setup import create_watchdog, enable_auto_tracking
+    from prefect_mlops.core.settings import user_config_path
+
+    for line in enable_auto_tracking(user_config_path()):
+        console.print(f"[green]✓[/green] {line}")
+    if watchdog:
+        from prefect_mlops.cli.setup import default_within
+
+        seconds = within or default_within()
+        automation_id = create_watchdog(seconds)
+        console.print(
+            f"[green]✓[/green] Prefect automation {automation_id}: flow runs without a heartbeat "
+            f"for {seconds} s are marked Crashed; their runs follow (`runs reconcile`)."
+        )
+    console.print(
+        "Every flow run is now tracked: run one, then `prefect-mlops runs list`. Undo with "
+        "`prefect config unset PREFECT_PLUGINS_ENABLED`."
+    )
+
+
+@app.command()
 def demo(
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 20,
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -56,6 +57,31 @@ class Settings(BaseSettings):
         default=True,
         description="Ask Prefect for the final state of runs still RUNNING when they are read.",
     )
+    auto_track: bool = Field(
+        default=False,
+        description=(
+            "Track every Prefect flow run in processes where Prefect's plugins are enabled "
+            "(PREFECT_PLUGINS_ENABLED=true); `prefect-mlops setup` turns both on."
+        ),
+    )
+    capture_git: bool = Field(default=True, description="Record git commit, branch, diff.")
+    capture_packages: bool = Field(
+        default=True, description="Record installed packages as requirements.txt."
+    )
+    capture_env: bool = Field(default=True, description="Record selected environment variables.")
+    env_include: str = Field(
+        default=r"^(PREFECT_|PYTHON|CUDA|NVIDIA|OMP_|MKL_|HF_|TORCH|AWS_|GOOGLE_|AZURE_|SLURM_)",
+        description=(
+            "Regex of environment variable names to record; values of names matching "
+            "KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL are always masked."
+        ),
+    )
+    capture_console: bool = Field(default=True, description="Save stdout/stderr as console.log.")
+    capture_argparse: bool = Field(default=True, description="Log argparse arguments as params.")
+    telemetry: bool = Field(default=True, description="Sample CPU, memory, I/O and GPUs.")
+    telemetry_interval: float = Field(
+        default=5.0, gt=0, le=3600, description="Seconds between system telemetry samples."
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -66,7 +92,12 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls),
+            TomlConfigSettingsSource(settings_cls, toml_file=user_config_path()),
+        )
 
     @property
     def resolved_home(self) -> Path:
@@ -83,6 +114,12 @@ class Settings(BaseSettings):
         if self.artifact_storage:
             return self.artifact_storage
         return str(self.resolved_home / "artifacts")
+
+
+def user_config_path() -> Path:
+    """``<home>/prefect-mlops.toml``: settings written by `prefect-mlops setup`."""
+    home = os.environ.get("PREFECT_MLOPS_HOME") or str(Path.home() / ".prefect-mlops")
+    return Path(home).expanduser() / "prefect-mlops.toml"
 
 
 @lru_cache(maxsize=1)

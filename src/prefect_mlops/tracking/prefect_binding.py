@@ -252,26 +252,41 @@ def flush_on_task_end(task: Any, task_run: Any, state: Any) -> None:
 
 
 def end_tracked_run(flow: Any, flow_run: Any, state: Any) -> None:
-    """Flow hook: end the bound run with the flow run's final state and publish its summary."""
+    """Flow hook: end the bound run with the flow run's final state and publish its summary
+    (auto-tracked flow runs are ended by the span processor instead, after their console and
+    task runs are saved)."""
     from prefect_mlops.tracking import fluent
+    from prefect_mlops.tracking.auto_track import is_auto_tracked
 
-    run_id = _bound.get(str(flow_run.id))
+    if is_auto_tracked(str(flow_run.id)):
+        return
+    status = STATE_TO_STATUS.get(str(state.type.value), RunStatus.FINISHED)
+    finish_bound_run(fluent.get_client(), str(flow_run.id), status, state.message)
+
+
+def finish_bound_run(
+    client: TrackingClient,
+    flow_run_id: str,
+    status: RunStatus,
+    message: str | None,
+    steps: list[dict[str, Any]] | None = None,
+) -> None:
+    """End the run bound to ``flow_run_id`` and publish its summary to the flow run."""
+    run_id = _bound.get(flow_run_id)
     if run_id is None:
         return
-    client = fluent.get_client()
-    status = STATE_TO_STATUS.get(str(state.type.value), RunStatus.FINISHED)
     try:
         client.flush()
-        if status is RunStatus.FAILED and state.message:
-            client.set_tag(run_id, ERROR_TAG, state.message[:8000])
+        if status is RunStatus.FAILED and message:
+            client.set_tag(run_id, ERROR_TAG, message[:8000])
         client.set_terminated(run_id, status)
     finally:
         with _bind_lock:
-            _bound.pop(str(flow_run.id), None)
+            _bound.pop(flow_run_id, None)
     try:
         from prefect_mlops.tracking.prefect_ui import publish_run_summary
 
-        publish_run_summary(client, run_id, str(flow_run.id))
+        publish_run_summary(client, run_id, flow_run_id, steps=steps)
     except Exception as exc:
         logger.warning("Could not publish the run summary to Prefect: %s", exc)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prefect_mlops.tracking.charts import line_chart_svg, svg_data_uri
 from prefect_mlops.tracking.entities import FileInfo, Metric, MetricSummary, Run
@@ -33,7 +33,11 @@ def _num(value: float) -> str:
 
 
 def summary_markdown(
-    run: Run, experiment: str, summaries: Sequence[MetricSummary], files: Sequence[FileInfo]
+    run: Run,
+    experiment: str,
+    summaries: Sequence[MetricSummary],
+    files: Sequence[FileInfo],
+    steps: Sequence[Mapping[str, Any]] | None = None,
 ) -> str:
     info = run.info
     lines = [
@@ -58,6 +62,10 @@ def summary_markdown(
             lines.append(
                 f"| {_cell(s.key)} | {_num(s.last)} | {_num(s.min)} | {_num(s.max)} | {s.count} |"
             )
+    if steps:
+        lines += ["", "## Task runs", "", "| task | state | seconds |", "|---|---|---|"]
+        for step in sorted(steps, key=lambda s: s["start"])[:MAX_PARAM_ROWS]:
+            lines.append(f"| {_cell(step['task'])} | {step['state']} | {step['duration_s']:.3f} |")
     if files:
         lines += ["", f"## Artifacts ({len(files)})", ""]
         lines += [f"- `{f.path}` ({f.file_size:,} bytes)" for f in files[:50]]
@@ -78,7 +86,12 @@ def charts_markdown(
     return "\n".join(lines)
 
 
-def publish_run_summary(client: TrackingClient, run_id: str, flow_run_id: str) -> list[str]:
+def publish_run_summary(
+    client: TrackingClient,
+    run_id: str,
+    flow_run_id: str,
+    steps: Sequence[Mapping[str, Any]] | None = None,
+) -> list[str]:
     """Create the summary and chart artifacts on ``flow_run_id``; returns their keys."""
     from uuid import UUID
 
@@ -94,7 +107,7 @@ def publish_run_summary(client: TrackingClient, run_id: str, flow_run_id: str) -
     docs = [
         (
             artifact_key("mlops-summary", experiment),
-            summary_markdown(run, experiment, summaries, store.artifact_files(run_id)),
+            summary_markdown(run, experiment, summaries, store.artifact_files(run_id), steps),
             "Run summary",
         )
     ]

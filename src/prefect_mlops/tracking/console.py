@@ -1,0 +1,116 @@
+"""Console capture: everything written to file descriptors 1 and 2 (``print``, logging, C
+extensions, child processes) is still printed and also saved for the run's ``console.log``.
+
+The descriptors are redirected into a pipe that a reader thread drains: it forwards every byte
+to the original terminal at once and appends lines to a temporary file. Carriage-return
+progress bars (tqdm) keep only their last state, and a line longer than ``max_line`` is cut,
+so memory stays bounded whatever the program prints.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+MAX_LINE = 64 * 1024
+_CHUNK = 65536
+
+
+class ConsoleCapture:
+    """Tee fds 1 and 2 into a file until `stop()`; ``path`` holds the captured text."""
+
+    def __init__(self, max_line: int = MAX_LINE) -> None:
+        self.max_line = max_line
+        self.path: Path | None = None
+        self.truncated_lines = 0
+        self._saved: dict[int, int] = {}
+        self._thread: threading.Thread | None = None
+        self._read_fd = -1
+        self._write_fd = -1
+
+    @property
+    def active(self) -> bool:
+        return self._thread is not None
+
+    def start(self) -> None:
+        if self.active:
+            return
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        self.path = Path(tempfile.mkdtemp(prefix="mlops-console-")) / "console.log"
+        self.path.touch()
+        self._read_fd, self._write_fd = os.pipe()
+        for target in (1, 2):
+            self._saved[target] = os.dup(target)
+            os.dup2(self._write_fd, target)
+        self._thread = threading.Thread(
+            target=self._drain, name="prefect-mlops-console", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> Path | None:
+        """Restore fds 1 and 2, finish the file and return its path."""
+        if not self.active:
+            return self.path
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        for target, saved in self._saved.items():
+            os.dup2(saved, target)
+        os.close(self._write_fd)  # the reader sees EOF once every copy is closed
+        assert self._thread is not None
+        self._thread.join(timeout=10)
+        for saved in self._saved.values():
+            os.close(saved)
+        self._saved.clear()
+        self._thread = None
+        return self.path
+
+    def _drain(self) -> None:
+        terminal = self._saved.get(1, -1)
+        pending = b""
+        dropping = False
+        with open(self.path, "wb") as out:  # type: ignore[arg-type]
+            while True:
+                try:
+                    chunk = os.read(self._read_fd, _CHUNK)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                try:
+                    os.write(terminal, chunk)
+                except OSError:
+                    pass
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if dropping:
+                        dropping = False  # the rest of an over-long line ends here
+                        continue
+                    out.write(self._collapse(line) + b"\n")
+                if len(pending) > self.max_line:
+                    if not dropping:
+                        out.write(self._collapse(pending[: self.max_line]) + b" [line truncated]\n")
+                        self.truncated_lines += 1
+                    dropping = True
+                    pending = b""
+            if pending and not dropping:
+                out.write(self._collapse(pending) + b"\n")
+        os.close(self._read_fd)
+
+    @staticmethod
+    def _collapse(line: bytes) -> bytes:
+        """Keep what a terminal would show: the text after the last carriage return."""
+        if b"\r" not in line:
+            return line
+        parts = [p for p in line.split(b"\r") if p]
+        return parts[-1] if parts else b""

@@ -1,0 +1,349 @@
+"""Zero-code tracking: flow files that never import prefect_mlops, run for real."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import prefect_mlops as mlops
+from prefect_mlops import RunStatus
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+SECRET = "s3cr3t-value-never-stored-9f1c"
+
+UNTOUCHED = textwrap.dedent(
+    """
+    import argparse, sys, time
+    from prefect import flow, task
+
+    @task
+    def prepare(n: int) -> list[int]:
+        print("preparing", n)
+        return list(range(n))
+
+    @task
+    def train(data: list[int], lr: float) -> float:
+        for i in range(5):
+            print(f"\\rprogress {i}/4", end="", flush=True)
+            time.sleep(0.05)
+        print()
+        print("oops on stderr", file=sys.stderr)
+        if lr < 0:
+            raise ValueError("negative learning rate")
+        time.sleep(0.6)
+        return sum(data) * lr
+
+    @flow(name="untouched")
+    def pipeline(n: int = 3, lr: float = 0.1, opts: dict = {"depth": 2}):
+        return train(prepare(n), lr)
+
+    if __name__ == "__main__":
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--n", type=int, default=3)
+        parser.add_argument("--lr", type=float, default=0.1)
+        args = parser.parse_args()
+        print("result", pipeline(n=args.n, lr=args.lr))
+    """
+)
+
+
+def plugin_env(mlops_home: Path, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PREFECT_PLUGINS_ENABLED": "true",
+        "PREFECT_MLOPS_AUTO_TRACK": "true",
+        "PREFECT_MLOPS_HOME": str(mlops_home),
+        "PREFECT_MLOPS_TELEMETRY_INTERVAL": "0.2",
+        "AWS_SECRET_ACCESS_KEY": SECRET,
+        **extra,
+    }
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "flow.py").write_text(UNTOUCHED)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "remote", "add", "origin", "https://alice:tok3n@example.com/team/models.git")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "first")
+    (repo / "flow.py").write_text(UNTOUCHED + "\n# local change\n")  # dirty
+    return repo
+
+
+def only_run() -> mlops.Run:
+    (run,) = mlops.get_client().search_runs()
+    return run
+
+
+def artifact_text(run_id: str, path: str) -> str:
+    with mlops.get_client().open_artifact(run_id, path) as fh:
+        return fh.read().decode()
+
+
+def test_untouched_script_is_fully_tracked(mlops_home: Path, repo: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "flow.py", "--n", "4"],
+        cwd=repo,
+        env=plugin_env(mlops_home),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "result 0.6" in done.stdout  # output still reaches the terminal
+    run = only_run()
+    run_id = run.info.run_id
+    assert run.info.status is RunStatus.FINISHED
+    assert run.data.params == {
+        "n": "4",
+        "lr": "0.1",
+        "opts.depth": "2",
+        "args.n": "4",
+        "args.lr": "0.1",
+    }
+    tags = run.data.tags
+    assert tags["git.commit"] == git(repo, "rev-parse", "HEAD")
+    assert tags["git.branch"] == "main"
+    assert tags["git.dirty"] == "true"
+    assert tags["git.remote"] == "https://example.com/team/models.git"
+    assert tags["python.version"] == ".".join(map(str, sys.version_info[:3]))
+    assert tags["command"].endswith("flow.py --n 4")
+    assert "local change" in artifact_text(run_id, "environment/git.diff")
+    console = artifact_text(run_id, "console.log")
+    assert "preparing 4" in console and "oops on stderr" in console
+    assert "progress 4/4" in console and "progress 0/4" not in console  # \r collapsed
+    requirements = artifact_text(run_id, "environment/requirements.txt")
+    assert any(line.startswith("prefect==") for line in requirements.splitlines())
+    environment = json.loads(artifact_text(run_id, "environment/environment.json"))
+    assert environment["AWS_SECRET_ACCESS_KEY"] == "***"
+    steps = json.loads(artifact_text(run_id, "prefect/task_runs.json"))
+    assert [s["task"].rsplit("-", 1)[0] for s in steps] == ["prepare", "train"]
+    assert all(s["state"] == "Completed" for s in steps)
+    assert steps[1]["duration_s"] >= 0.6
+    summaries = {s.key: s for s in mlops.get_client().get_metric_summaries(run_id)}
+    assert summaries["system/cpu_percent"].count >= 1
+    assert summaries["system/process_rss_mb"].min > 0
+    # the secret is nowhere: not in the database file, not in any artifact
+    for path in mlops_home.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_failing_untouched_flow_ends_failed_with_console(mlops_home: Path, repo: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "flow.py", "--lr", "-1"],
+        cwd=repo,
+        env=plugin_env(mlops_home),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    run = only_run()
+    assert run.info.status is RunStatus.FAILED
+    assert "negative learning rate" in run.data.tags["mlops.error"]
+    assert "preparing 3" in artifact_text(run.info.run_id, "console.log")
+
+
+def test_no_git_is_recorded_as_absent(mlops_home: Path, tmp_path: Path) -> None:
+    script = tmp_path / "flow.py"
+    script.write_text(UNTOUCHED)
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=plugin_env(mlops_home, PREFECT_MLOPS_CAPTURE_PACKAGES="false"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    run = only_run()
+    assert run.data.tags["git.available"] == "false"
+    assert "git.commit" not in run.data.tags
+    files = [f.path for f in mlops.get_client().list_artifacts(run.info.run_id, "environment")]
+    assert "environment/requirements.txt" not in files  # switched off
+
+
+def test_plugin_off_means_untracked(mlops_home: Path, repo: Path) -> None:
+    env = plugin_env(mlops_home, PREFECT_MLOPS_AUTO_TRACK="false")
+    done = subprocess.run(
+        [sys.executable, "flow.py"], cwd=repo, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert mlops.get_client().search_runs() == []
+
+
+SERVED = textwrap.dedent(
+    """
+    from prefect import flow
+
+    @flow(name="served-untouched")
+    def served(epochs: int = 2):
+        print("served epochs", epochs)
+
+    if __name__ == "__main__":
+        served.serve(name="zero-code", limit=1)
+    """
+)
+
+
+def test_untouched_flow_via_serve(mlops_home: Path, tmp_path: Path) -> None:
+    from prefect.deployments import run_deployment
+
+    (tmp_path / "served.py").write_text(SERVED)
+    server = subprocess.Popen(
+        [sys.executable, "served.py"], cwd=tmp_path, env=plugin_env(mlops_home)
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                flow_run = run_deployment(
+                    "served-untouched/zero-code", parameters={"epochs": 5}, timeout=90
+                )
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    run = mlops.get_client().store.get_run_by_flow_run_id(str(flow_run.id))
+    assert run is not None
+    assert run.info.status is RunStatus.FINISHED
+    assert run.data.params == {"epochs": "5"}
+    assert run.data.tags["prefect.deployment_id"] == str(flow_run.deployment_id)
+    assert "served epochs 5" in artifact_text(run.info.run_id, "console.log")
+    assert "python.version" in run.data.tags
+
+
+def test_untouched_flow_via_process_worker(mlops_home: Path, tmp_path: Path) -> None:
+    from prefect.deployments import run_deployment
+    from prefect.flows import flow as flow_decorator  # noqa: F401  (import check)
+
+    (tmp_path / "worked.py").write_text(
+        textwrap.dedent(
+            """
+            from prefect import flow
+
+            @flow(name="worked-untouched")
+            def worked(size: int = 1):
+                print("worker size", size)
+            """
+        )
+    )
+    env = plugin_env(mlops_home)
+    pool = "mlops-test-pool"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "work-pool",
+            "create",
+            pool,
+            "--type",
+            "process",
+            "--overwrite",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    deploy = textwrap.dedent(
+        f"""
+        from prefect import flow
+        flow.from_source(source={str(tmp_path)!r}, entrypoint="worked.py:worked").deploy(
+            name="by-worker", work_pool_name={pool!r}
+        )
+        """
+    )
+    subprocess.run(
+        [sys.executable, "-c", deploy], env=env, check=True, capture_output=True, timeout=120
+    )
+    flow_run = run_deployment("worked-untouched/by-worker", parameters={"size": 7}, timeout=0)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--run-once"],
+        env=env,
+        cwd=tmp_path,
+    )
+    try:
+        worker.wait(timeout=180)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    run = mlops.get_client().store.get_run_by_flow_run_id(str(flow_run.id))
+    assert run is not None, "the worker's flow run was not tracked"
+    assert run.info.status is RunStatus.FINISHED
+    assert run.data.params == {"size": "7"}
+    assert run.data.tags["prefect.work_pool"] == pool
+    assert "worker size 7" in artifact_text(run.info.run_id, "console.log")
+
+
+KILLED = textwrap.dedent(
+    """
+    import time
+    from prefect import flow
+
+    @flow(name="doomed")
+    def doomed():
+        print("READY", flush=True)
+        time.sleep(600)
+
+    doomed()
+    """
+)
+
+
+def test_watchdog_crashes_sigkilled_script_and_run_follows(
+    mlops_home: Path, tmp_path: Path
+) -> None:
+    from prefect_mlops.cli.setup import create_watchdog
+    from prefect_mlops.tracking.reconcile import reconcile_runs
+
+    create_watchdog(within_seconds=35)
+    (tmp_path / "doomed.py").write_text(KILLED)
+    env = plugin_env(mlops_home, PREFECT_FLOWS_HEARTBEAT_FREQUENCY="30")
+    proc = subprocess.Popen(
+        [sys.executable, "doomed.py"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "READY" in line:
+            break
+    time.sleep(1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    client = mlops.get_client()
+    deadline = time.monotonic() + 150
+    run = only_run()
+    while run.info.status is RunStatus.RUNNING and time.monotonic() < deadline:
+        time.sleep(3)
+        reconcile_runs(client)
+        run = client.get_run(run.info.run_id)
+    assert run.info.status is RunStatus.KILLED
+    assert run.data.tags["mlops.reconciled_from"] == "Crashed"
