@@ -92,6 +92,19 @@ def repo(tmp_path: Path) -> Path:
     return repo
 
 
+def finalised_run(flow_run_id: str, timeout: float = 30) -> mlops.Run:
+    """The run of a flow run that ran in another process, once that process finalised it
+    (a tracked flow run is finalised moments after Prefect marks it Completed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        run = mlops.get_client().store.get_run_by_flow_run_id(flow_run_id)
+        if run is not None and run.info.status is not RunStatus.RUNNING:
+            return run
+        if time.monotonic() > deadline:
+            raise AssertionError(f"run of flow run {flow_run_id} not finalised: {run}")
+        time.sleep(0.2)
+
+
 def only_run() -> mlops.Run:
     (run,) = mlops.get_client().search_runs()
     return run
@@ -231,8 +244,7 @@ def test_untouched_flow_via_serve(mlops_home: Path, tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    run = mlops.get_client().store.get_run_by_flow_run_id(str(flow_run.id))
-    assert run is not None
+    run = finalised_run(str(flow_run.id))
     assert run.info.status is RunStatus.FINISHED
     assert run.data.params == {"epochs": "5"}
     assert run.data.tags["prefect.deployment_id"] == str(flow_run.deployment_id)
@@ -296,8 +308,7 @@ def test_untouched_flow_via_process_worker(mlops_home: Path, tmp_path: Path) -> 
     finally:
         if worker.poll() is None:
             worker.kill()
-    run = mlops.get_client().store.get_run_by_flow_run_id(str(flow_run.id))
-    assert run is not None, "the worker's flow run was not tracked"
+    run = finalised_run(str(flow_run.id))
     assert run.info.status is RunStatus.FINISHED
     assert run.data.params == {"size": "7"}
     assert run.data.tags["prefect.work_pool"] == pool
@@ -347,3 +358,24 @@ def test_watchdog_crashes_sigkilled_script_and_run_follows(
         run = client.get_run(run.info.run_id)
     assert run.info.status is RunStatus.KILLED
     assert run.data.tags["mlops.reconciled_from"] == "Crashed"
+
+
+def test_autolog_one_liner_tracks_flows_in_process(mlops_home: Path) -> None:
+    from prefect import flow
+    from prefect.runtime import flow_run as current
+
+    @flow(name="one-liner")
+    def quiet(x: int = 1) -> str:
+        return str(current.id)
+
+    try:
+        mlops.autolog()
+        flow_run_id = quiet(x=3)
+    finally:
+        mlops.autolog(disable=True)
+    run = mlops.get_client().store.get_run_by_flow_run_id(flow_run_id)
+    assert run is not None
+    assert run.info.status is RunStatus.FINISHED
+    assert run.data.params == {"x": "3"}
+    assert "python.version" in run.data.tags
+    assert mlops.get_client().store.get_run_by_flow_run_id(quiet()) is None  # off again

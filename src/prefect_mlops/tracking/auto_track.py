@@ -1,10 +1,12 @@
 """Zero-code tracking: every Prefect flow run in this process becomes a tracked run.
 
 An OpenTelemetry span processor sees Prefect's span for each flow run and task run start and
-end. At a flow run's start it begins console capture and, in a background thread (so the flow
-does not wait), creates the bound run, records where it runs (git, interpreter, packages,
-environment, argparse arguments) and starts system telemetry. At its end it saves the console,
-the task runs as timed steps, and ends the run with the flow run's final state.
+end. At a flow run's start it begins console capture; when its first task starts (or at its
+end) it creates the bound run from the flow's own context, without API calls, and starts
+system telemetry. When the flow run ends, a background thread records where it ran (git,
+interpreter, packages, environment, argparse arguments), saves the console and the task runs as
+timed steps, and ends the run with the flow run's final state, so the flow call returns at once;
+reads in the same process wait for that thread, and the interpreter waits for it at exit.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ logger = logging.getLogger("prefect_mlops.auto_track")
 
 _lock = threading.RLock()
 _installed = False
+_enabled = False
 _last_args: dict[str, str] = {}
 
 
@@ -32,7 +35,6 @@ _last_args: dict[str, str] = {}
 class _Tracked:
     flow_run_id: str
     run_id: str | None = None
-    binder: threading.Thread | None = None
     sampler: Any = None
     console: Any = None
     steps: list[dict[str, Any]] = field(default_factory=list)
@@ -70,11 +72,15 @@ class FlowRunTracker(SpanProcessor):
             run_type = attrs.get("prefect.run.type")
             span_id = span.get_span_context().span_id
             if run_type == "flow":
-                self._flow_started(str(attrs.get("prefect.run.id")), span_id)
+                if _enabled:
+                    self._flow_started(str(attrs.get("prefect.run.id")), span_id)
             elif run_type == "task" and span.parent is not None:
                 owner = _span_owner.get(span.parent.span_id)
                 if owner is not None:
                     _span_owner[span_id] = owner
+                    tracked = _flows.get(owner)
+                    if tracked is not None and tracked.run_id is None:
+                        self._bind(tracked)
         except Exception as exc:  # never break the user's flow
             logger.warning("prefect-mlops could not start tracking a run: %r", exc)
 
@@ -124,29 +130,35 @@ class FlowRunTracker(SpanProcessor):
                 tracked.console = ConsoleCapture()
                 tracked.console.start()
                 _console_owner = flow_run_id
-        tracked.binder = threading.Thread(
-            target=self._bind, args=(tracked,), name="prefect-mlops-bind", daemon=True
-        )
-        tracked.binder.start()
 
     def _bind(self, tracked: _Tracked) -> None:
+        """Create the run from the flow's own context (no API calls): called in the flow's
+        thread when its first task starts, or when it ends."""
         from prefect_mlops.core.settings import get_settings
-        from prefect_mlops.tracking import capture, fluent
-        from prefect_mlops.tracking.entities import Param, RunTag
+        from prefect_mlops.tracking import fluent
         from prefect_mlops.tracking.prefect_binding import bound_run_id
 
         settings = get_settings()
         client = fluent.get_client()
-        run_id = bound_run_id(client, tracked.flow_run_id, None)
-        tracked.run_id = run_id
+        tracked.run_id = bound_run_id(client, tracked.flow_run_id, None)
         if settings.telemetry:
             try:
                 from prefect_mlops.tracking.telemetry import SystemSampler
 
-                tracked.sampler = SystemSampler(client, run_id, settings.telemetry_interval)
+                tracked.sampler = SystemSampler(client, tracked.run_id, settings.telemetry_interval)
                 tracked.sampler.start()
             except Exception as exc:
                 logger.debug("System telemetry unavailable: %r", exc)
+
+    def _record_context(self, tracked: _Tracked) -> None:
+        from prefect_mlops.core.settings import get_settings
+        from prefect_mlops.tracking import capture, fluent
+        from prefect_mlops.tracking.entities import Param, RunTag
+
+        settings = get_settings()
+        client = fluent.get_client()
+        run_id = tracked.run_id
+        assert run_id is not None
         info = capture.collect(settings)
         client.log_batch(run_id, tags=[RunTag(k, v) for k, v in info.tags.items()])
         for name, text in info.texts.items():
@@ -155,37 +167,51 @@ class FlowRunTracker(SpanProcessor):
             _log_args(client, run_id, dict(_last_args), Param)
 
     def _flow_ended(self, flow_run_id: str, span: Any) -> None:
+        """Restore the console at once; save everything and end the run in the background,
+        so the flow call returns without waiting (reads in this process wait instead)."""
         global _console_owner
-        from prefect_mlops.tracking import fluent
-        from prefect_mlops.tracking.prefect_binding import finish_bound_run
+        from prefect_mlops.tracking import pending
 
         tracked = _flows.get(flow_run_id)
         if tracked is None:
             return
-        if tracked.binder is not None:
-            tracked.binder.join(timeout=60)
-        if tracked.sampler is not None:
-            tracked.sampler.stop()
         console_path = None
         if tracked.console is not None:
             console_path = tracked.console.stop()
             with _lock:
                 _console_owner = None
+        if tracked.run_id is None:
+            self._bind(tracked)
         state_type, _, message = _last_state(span)
         status = STATE_TO_STATUS.get(state_type or "", RunStatus.FINISHED)
-        client = fluent.get_client()
-        run_id = tracked.run_id
+        pending.submit(self._finish, tracked, status, message, console_path)
+
+    def _finish(
+        self, tracked: _Tracked, status: RunStatus, message: str | None, console_path: Any
+    ) -> None:
+        from prefect_mlops.tracking import fluent
+        from prefect_mlops.tracking.prefect_binding import finish_bound_run
+
         try:
+            if tracked.sampler is not None:
+                tracked.sampler.stop()
+            client = fluent.get_client()
+            run_id = tracked.run_id
             if run_id is not None:
+                self._record_context(tracked)
                 if console_path is not None:
                     client.log_artifact(run_id, console_path)
                 if tracked.steps:
                     steps = sorted(tracked.steps, key=lambda s: s["start"])
                     client.log_text(run_id, json.dumps(steps, indent=2), "prefect/task_runs.json")
-                finish_bound_run(client, flow_run_id, status, message, steps=tracked.steps)
+                finish_bound_run(client, tracked.flow_run_id, status, message, steps=tracked.steps)
+        except Exception as exc:
+            logger.warning(
+                "prefect-mlops could not finish run of flow run %s: %r", tracked.flow_run_id, exc
+            )
         finally:
             with _lock:
-                _flows.pop(flow_run_id, None)
+                _flows.pop(tracked.flow_run_id, None)
             if console_path is not None:
                 console_path.unlink(missing_ok=True)
                 console_path.parent.rmdir()
@@ -228,12 +254,14 @@ def _parse_known_args(self: argparse.ArgumentParser, *args: Any, **kwargs: Any) 
     return result
 
 
-def install_auto_tracking() -> bool:
-    """Add the span processor to OpenTelemetry's tracer provider (once per process)."""
-    global _installed
+def install_auto_tracking(enabled: bool = True) -> bool:
+    """Add the span processor to OpenTelemetry's tracer provider (once per process) and turn
+    tracking of new flow runs on or off; returns whether the processor is in place."""
+    global _installed, _enabled
     with _lock:
-        if _installed:
-            return False
+        _enabled = enabled
+        if _installed or not enabled:
+            return _installed
         from opentelemetry import trace
         from opentelemetry.sdk.trace import TracerProvider
 

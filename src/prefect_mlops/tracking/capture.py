@@ -121,11 +121,31 @@ def environment_info(include: str) -> RunContextInfo:
     return info
 
 
+_collected: dict[tuple[Any, ...], RunContextInfo] = {}
+
+
 def collect(settings: Any, cwd: str | None = None) -> RunContextInfo:
-    """Everything the settings ask for, merged."""
+    """Everything the settings ask for, merged; computed once per process and folder (a
+    process's packages and code do not change between its flow runs, and listing them is
+    the most expensive part of starting a tracked run)."""
+    cwd = cwd or os.getcwd()
+    key = (
+        cwd,
+        settings.capture_git,
+        settings.capture_packages,
+        settings.capture_env,
+        settings.env_include,
+    )
+    cached = _collected.get(key)
+    if cached is None:
+        cached = _collected[key] = _collect(settings, cwd)
+    return cached
+
+
+def _collect(settings: Any, cwd: str) -> RunContextInfo:
     parts = [interpreter_info()]
     if settings.capture_git:
-        parts.append(git_info(cwd or os.getcwd()))
+        parts.append(git_info(cwd))
     if settings.capture_packages:
         parts.append(packages_info())
     if settings.capture_env:

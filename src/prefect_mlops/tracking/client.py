@@ -16,6 +16,7 @@ from prefect_mlops.core.errors import AlreadyExists, InvalidInput, NotFound
 from prefect_mlops.core.ids import new_id, now_ms
 from prefect_mlops.core.settings import Settings, get_settings
 from prefect_mlops.core.storage import ArtifactLocation, artifact_root_uri
+from prefect_mlops.tracking import pending
 from prefect_mlops.tracking import validation as v
 from prefect_mlops.tracking.entities import (
     BulkRun,
@@ -448,7 +449,9 @@ class TrackingClient(RunSearchMixin):
         return self.store.get_metric_summaries(run_id)
 
     def flush(self) -> None:
-        """Write every buffered metric point now."""
+        """Write every buffered metric point now (after this process's pending background
+        tracking work, such as auto-tracked flow runs being finalised)."""
+        pending.wait()
         self._writer.flush()
 
     # -- histograms -------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import sys
 import threading
 from collections.abc import Iterator, Mapping
@@ -82,10 +83,22 @@ def flatten_params(values: Mapping[str, Any], prefix: str = "") -> dict[str, str
     return flat
 
 
+_shared_client: Any = None
+
+
+def _forget_shared_client() -> None:
+    global _shared_client
+    _shared_client = None
+
+
+os.register_at_fork(after_in_child=_forget_shared_client)
+
+
 @contextmanager
 def prefect_client() -> Iterator[Any]:
-    """A synchronous Prefect client: the running flow's own when there is one (opening a new
-    client costs tens of milliseconds), else a fresh one."""
+    """A synchronous Prefect client: the running flow's own when there is one, else one
+    shared, kept-open client (opening a client costs tens of milliseconds)."""
+    global _shared_client
     from prefect.client.orchestration import SyncPrefectClient, get_client
     from prefect.context import FlowRunContext, TaskRunContext
 
@@ -94,8 +107,11 @@ def prefect_client() -> Iterator[Any]:
         if isinstance(client, SyncPrefectClient):
             yield client
             return
-    with get_client(sync_client=True) as client:
-        yield client
+    with _bind_lock:
+        if _shared_client is None:
+            _shared_client = get_client(sync_client=True)
+            _shared_client.__enter__()
+    yield _shared_client
 
 
 def _flow_run_details(flow_run_id: str) -> tuple[Any, str, dict[str, Any]]:

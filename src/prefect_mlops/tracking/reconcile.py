@@ -69,11 +69,12 @@ def reconcile_runs(
 def _read_flow_run_states(ids: Sequence[str]) -> dict[str, tuple[str, str, int | None]]:
     from uuid import UUID
 
-    from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
+    from prefect_mlops.tracking.prefect_binding import prefect_client
+
     result: dict[str, tuple[str, str, int | None]] = {}
-    with get_client(sync_client=True) as prefect:
+    with prefect_client() as prefect:
         for i in range(0, len(ids), 200):
             chunk = [UUID(x) for x in ids[i : i + 200]]
             for fr in prefect.read_flow_runs(

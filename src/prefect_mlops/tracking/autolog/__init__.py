@@ -88,11 +88,15 @@ def autolog(
     max_artifact_mb: float = 512.0,
     log_child_runs: bool = False,
 ) -> list[str]:
-    """Turn framework auto-logging on (or off with ``disable=True``); returns the active
-    integrations. Only libraries that are installed are touched."""
+    """Track every Prefect flow run started from now on in this process, and turn framework
+    auto-logging on (or both off with ``disable=True``); returns the active integrations.
+    Only libraries that are installed are touched."""
     global _config
     from prefect_mlops.core.errors import InvalidInput
+    from prefect_mlops.tracking.auto_track import install_auto_tracking
 
+    if frameworks is None:
+        install_auto_tracking(enabled=not disable)
     names = list(frameworks) if frameworks is not None else list(INTEGRATIONS)
     unknown = [n for n in names if n not in INTEGRATIONS]
     if unknown:
