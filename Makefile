@@ -35,6 +35,9 @@ test: lint typecheck unit
 bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/bench_tracking.py
 	$(BIN)/python bench/bench_search.py
+	$(BIN)/python bench/bench_plugin.py
+	$(BIN)/python bench/bench_telemetry.py
+	$(BIN)/python bench/bench_autolog.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

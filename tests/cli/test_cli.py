@@ -150,3 +150,40 @@ def test_saved_searches_cli(many: list[str]) -> None:
     assert [r["info"]["run_name"] for r in out["runs"]] == ["sgd-3", "adam-2"]
     assert "Deleted" in invoke("searches", "delete", "good")
     assert runner.invoke(app, ["searches", "delete", "good"]).exit_code == 1
+
+
+def test_setup_enables_auto_tracking(mlops_home: Path, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_MLOPS_HOME": str(mlops_home),
+    }
+    env.pop("PREFECT_MLOPS_AUTO_TRACK", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "prefect_mlops.cli.main", "setup"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "PREFECT_PLUGINS_ENABLED=true" in done.stdout
+    assert (mlops_home / "prefect-mlops.toml").read_text() == "auto_track = true\n"
+    profiles = (tmp_path / "prefect-home" / "profiles.toml").read_text()
+    assert "PREFECT_PLUGINS_ENABLED" in profiles
+    check = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from prefect_mlops.core.settings import Settings; print(Settings().auto_track)",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert check.stdout.strip() == "True"
