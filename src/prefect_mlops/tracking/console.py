@@ -27,6 +27,7 @@ class ConsoleCapture:
         self.path: Path | None = None
         self.truncated_lines = 0
         self._saved: dict[int, int] = {}
+        self._streams: dict[str, object] = {}
         self._thread: threading.Thread | None = None
         self._read_fd = -1
         self._write_fd = -1
@@ -49,6 +50,13 @@ class ConsoleCapture:
         for target in (1, 2):
             self._saved[target] = os.dup(target)
             os.dup2(self._write_fd, target)
+        # A replaced sys.stdout/sys.stderr (a notebook, a test runner) does not write to fd
+        # 1/2: tee it into the pipe as well.
+        for name, target in (("stdout", 1), ("stderr", 2)):
+            stream = getattr(sys, name)
+            if not _writes_to_fd(stream, target):
+                self._streams[name] = stream
+                setattr(sys, name, _Tee(stream, self._write_fd))
         self._thread = threading.Thread(
             target=self._drain, name="prefect-mlops-console", daemon=True
         )
@@ -63,6 +71,9 @@ class ConsoleCapture:
                 stream.flush()
             except Exception:
                 pass
+        for name, stream in self._streams.items():
+            setattr(sys, name, stream)
+        self._streams.clear()
         for target, saved in self._saved.items():
             os.dup2(saved, target)
         os.close(self._write_fd)  # the reader sees EOF once every copy is closed
@@ -114,3 +125,32 @@ class ConsoleCapture:
             return line
         parts = [p for p in line.split(b"\r") if p]
         return parts[-1] if parts else b""
+
+
+def _writes_to_fd(stream: object, fd: int) -> bool:
+    try:
+        return stream.fileno() == fd  # type: ignore[attr-defined]
+    except Exception:
+        return False
+
+
+class _Tee:
+    """A text stream that writes to the original stream and into the capture pipe."""
+
+    def __init__(self, original: object, fd: int) -> None:
+        self._original = original
+        self._fd = fd
+
+    def write(self, text: str) -> int:
+        written = self._original.write(text)  # type: ignore[attr-defined]
+        try:
+            os.write(self._fd, text.encode("utf-8", "replace"))
+        except OSError:
+            pass
+        return written
+
+    def flush(self) -> None:
+        self._original.flush()  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._original, name)
