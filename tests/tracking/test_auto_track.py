@@ -346,7 +346,9 @@ def test_watchdog_crashes_sigkilled_script_and_run_follows(
     for line in proc.stdout:
         if "READY" in line:
             break
-    time.sleep(1)
+    deadline = time.monotonic() + 30  # a flow without tasks gets its run within seconds
+    while not mlops.get_client().search_runs() and time.monotonic() < deadline:
+        time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     client = mlops.get_client()

@@ -25,6 +25,9 @@ from prefect_mlops.tracking.prefect_binding import STATE_TO_STATUS
 
 logger = logging.getLogger("prefect_mlops.auto_track")
 
+#: A flow run without tasks gets its run through the API after this many seconds.
+BIND_AFTER_S = 2.0
+
 _lock = threading.RLock()
 _installed = False
 _enabled = False
@@ -35,6 +38,8 @@ _last_args: dict[str, str] = {}
 class _Tracked:
     flow_run_id: str
     run_id: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    timer: threading.Timer | None = None
     sampler: Any = None
     console: Any = None
     steps: list[dict[str, Any]] = field(default_factory=list)
@@ -130,17 +135,35 @@ class FlowRunTracker(SpanProcessor):
                 tracked.console = ConsoleCapture()
                 tracked.console.start()
                 _console_owner = flow_run_id
+        tracked.timer = threading.Timer(BIND_AFTER_S, self._bind_late, args=(tracked,))
+        tracked.timer.daemon = True
+        tracked.timer.start()
 
     def _bind(self, tracked: _Tracked) -> None:
-        """Create the run from the flow's own context (no API calls): called in the flow's
-        thread when its first task starts, or when it ends."""
+        """Create the run: from the flow's own context (no API calls) in the flow's thread when
+        its first task starts or when it ends, or through the API from a timer when the flow
+        runs a while without tasks (so a run killed early still has its run)."""
         from prefect_mlops.core.settings import get_settings
         from prefect_mlops.tracking import fluent
         from prefect_mlops.tracking.prefect_binding import bound_run_id
 
-        settings = get_settings()
-        client = fluent.get_client()
-        tracked.run_id = bound_run_id(client, tracked.flow_run_id, None)
+        with tracked.lock:
+            if tracked.run_id is not None:
+                return
+            settings = get_settings()
+            client = fluent.get_client()
+            tracked.run_id = bound_run_id(client, tracked.flow_run_id, None)
+            self._start_sampler(tracked, client, settings)
+
+    def _bind_late(self, tracked: _Tracked) -> None:
+        try:
+            self._bind(tracked)
+        except Exception as exc:
+            logger.warning("prefect-mlops could not create the run of a flow run: %r", exc)
+
+    @staticmethod
+    def _start_sampler(tracked: _Tracked, client: Any, settings: Any) -> None:
+        assert tracked.run_id is not None
         if settings.telemetry:
             try:
                 from prefect_mlops.tracking.telemetry import SystemSampler
@@ -175,6 +198,8 @@ class FlowRunTracker(SpanProcessor):
         tracked = _flows.get(flow_run_id)
         if tracked is None:
             return
+        if tracked.timer is not None:
+            tracked.timer.cancel()
         console_path = None
         if tracked.console is not None:
             console_path = tracked.console.stop()
