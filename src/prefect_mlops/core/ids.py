@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import secrets
 import time
-import uuid
 
 
 def new_id() -> str:
-    """A 32-character lowercase hex id."""
-    return uuid.uuid4().hex
+    """A 32-character lowercase hex id that sorts by creation time (like UUIDv7): 12 hex digits
+    of milliseconds, then 80 random bits. Ids created close together land next to each other
+    in every index keyed by them, which keeps inserts and joins on large stores fast."""
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
 
 
 def now_ms() -> int:
