@@ -40,17 +40,3 @@ def test_bad_flush_interval_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PREFECT_MLOPS_FLUSH_INTERVAL", "0")
     with pytest.raises(ValidationError, match="flush_interval"):
         Settings()
-
-
-def test_ids_are_32_hex_and_sort_by_creation_time() -> None:
-    import time
-
-    from prefect_mlops.core.ids import new_id
-
-    first = new_id()
-    time.sleep(0.002)
-    second = new_id()
-    assert len(first) == len(second) == 32
-    assert int(first, 16) >= 0 and first == first.lower()
-    assert first < second
-    assert len({new_id() for _ in range(10_000)}) == 10_000
