@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import time
 
 from prefect_mlops.core.ids import new_id
