@@ -105,6 +105,15 @@ def finalised_run(flow_run_id: str, timeout: float = 30) -> mlops.Run:
         time.sleep(0.2)
 
 
+def assert_context_and_telemetry(run: mlops.Run) -> None:
+    """Git (absent here: not a repository), interpreter, packages and system metrics."""
+    assert run.data.tags["git.available"] == "false"
+    assert run.data.tags["python.version"] == ".".join(map(str, sys.version_info[:3]))
+    assert "prefect==" in artifact_text(run.info.run_id, "environment/requirements.txt")
+    keys = {s.key for s in mlops.get_client().get_metric_summaries(run.info.run_id)}
+    assert {"system/cpu_percent", "system/memory_used_mb", "system/process_rss_mb"} <= keys
+
+
 def only_run() -> mlops.Run:
     (run,) = mlops.get_client().search_runs()
     return run
@@ -249,7 +258,7 @@ def test_untouched_flow_via_serve(mlops_home: Path, tmp_path: Path) -> None:
     assert run.data.params == {"epochs": "5"}
     assert run.data.tags["prefect.deployment_id"] == str(flow_run.deployment_id)
     assert "served epochs 5" in artifact_text(run.info.run_id, "console.log")
-    assert "python.version" in run.data.tags
+    assert_context_and_telemetry(run)
 
 
 def test_untouched_flow_via_process_worker(mlops_home: Path, tmp_path: Path) -> None:
@@ -313,6 +322,7 @@ def test_untouched_flow_via_process_worker(mlops_home: Path, tmp_path: Path) -> 
     assert run.data.params == {"size": "7"}
     assert run.data.tags["prefect.work_pool"] == pool
     assert "worker size 7" in artifact_text(run.info.run_id, "console.log")
+    assert_context_and_telemetry(run)
 
 
 KILLED = textwrap.dedent(

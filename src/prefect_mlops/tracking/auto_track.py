@@ -220,6 +220,8 @@ class FlowRunTracker(SpanProcessor):
         try:
             if tracked.sampler is not None:
                 tracked.sampler.stop()
+                if tracked.sampler.samples == 0:  # a short run still gets one data point
+                    tracked.sampler.sample()
             client = fluent.get_client()
             run_id = tracked.run_id
             if run_id is not None:
