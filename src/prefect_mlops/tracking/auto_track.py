@@ -123,8 +123,10 @@ class FlowRunTracker(SpanProcessor):
     def _flow_started(self, flow_run_id: str, span_id: int) -> None:
         global _console_owner
         from prefect_mlops.core.settings import get_settings
+        from prefect_mlops.tracking.autolog import install_pending
 
         settings = get_settings()
+        install_pending()
         tracked = _Tracked(flow_run_id)
         with _lock:
             _flows[flow_run_id] = tracked

@@ -152,8 +152,11 @@ def start_run(
     Inside a Prefect flow the new run is nested under the flow's run. Outside one, starting a
     run while another is active needs ``nested=True``, as in MLflow.
     """
+    from prefect_mlops.tracking.autolog import install_pending
+
     client = get_client()
     flow_run_id = current_flow_run_id()
+    install_pending()
     with _stack_lock:
         if run_id is not None:
             info = client.store.get_run_info(run_id)

@@ -7,8 +7,10 @@ Every module has the same shape:
 - ``install(config) -> None``: patch the library (idempotent: installing twice patches once);
 - ``uninstall() -> None``: restore the library exactly as it was.
 
-`autolog()` installs every integration whose library is importable; an integration whose
-library version is outside ``SUPPORTED`` is skipped with one warning. Hooks never break user
+`autolog()` installs every integration whose library the program has imported, and the others
+as soon as their library is imported (checked when a tracked flow run or a run starts), so it
+never imports a framework itself; an integration whose library version is outside
+``SUPPORTED`` is skipped with one warning. Hooks never break user
 code: wrap them with `safe_hook`, which logs a failure once and lets the user's call proceed.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
@@ -41,6 +44,7 @@ class AutologConfig:
 
 
 _installed: dict[str, ModuleType] = {}
+_wanted: set[str] = set()  # integrations to install once their library is imported
 _config = AutologConfig()
 
 
@@ -105,22 +109,47 @@ def autolog(
         )
     _config = AutologConfig(log_models, log_datasets, max_artifact_mb, log_child_runs)
     for name in names:
-        module = importlib.import_module(INTEGRATIONS[name])
         if disable:
+            _wanted.discard(name)
             if name in _installed:
                 _installed.pop(name).uninstall()
-            continue
-        if name in _installed:
-            continue
-        if importlib.util.find_spec(module.LIBRARY) is None or not _supported(module):
-            continue
-        try:
-            module.install(_config)
-        except Exception as exc:  # a broken integration must not break the user's program
-            logger.warning("prefect-mlops autolog: could not enable %s: %s", name, exc)
-            continue
-        _installed[name] = module
+        elif frameworks is not None:
+            _install(name)  # asked for by name: import the library if need be
+        else:
+            _wanted.add(name)
+    install_pending()
     return sorted(_installed)
+
+
+def install_pending() -> list[str]:
+    """Install the wanted integrations whose library the program has imported by now.
+
+    ``autolog()`` never imports a framework on the user's behalf (importing torch or
+    scikit-learn costs seconds); a framework imported later is picked up here, which runs
+    again whenever a tracked flow run or `start_run` begins.
+    """
+    for name in list(_wanted):
+        if name not in _installed:
+            library = importlib.import_module(INTEGRATIONS[name]).LIBRARY
+            if library in sys.modules:
+                _install(name)
+    return sorted(_installed)
+
+
+def _install(name: str) -> None:
+    if name in _installed:
+        return
+    module = importlib.import_module(INTEGRATIONS[name])
+    if importlib.util.find_spec(module.LIBRARY) is None or not _supported(module):
+        _wanted.discard(name)
+        return
+    try:
+        module.install(_config)
+    except Exception as exc:  # a broken integration must not break the user's program
+        logger.warning("prefect-mlops autolog: could not enable %s: %s", name, exc)
+        _wanted.discard(name)
+        return
+    _installed[name] = module
 
 
 def installed() -> list[str]:
