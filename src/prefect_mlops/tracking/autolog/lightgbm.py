@@ -26,14 +26,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from prefect_mlops.tracking.autolog._common import safe_hook
-from prefect_mlops.tracking.autolog.sklearn import (
+from prefect_mlops.tracking.autolog._common import (
     call_safely,
     close_run,
     log_model_file,
     metric_key,
     open_run,
     param_text,
+    safe_hook,
     training_session,
 )
 

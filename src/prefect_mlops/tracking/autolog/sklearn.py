@@ -20,9 +20,6 @@ MLflow's autolog does):
   ``best_cv_score`` and, with ``log_child_runs``, one finished child run per candidate with its
   params and ``mean_test_*``/``std_test_*``/``rank_test_*`` scores.
 
-The helpers shared by the framework integrations (`training_session`, `open_run`,
-`close_run`, `log_model_file`, `param_text`, `metric_key`) live here too; ``xgboost.py`` and
-``lightgbm.py`` import them.
 """
 
 from __future__ import annotations
@@ -30,18 +27,20 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import os
 import pickle
-import re
-import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from prefect_mlops.tracking.autolog._common import safe_hook
+from prefect_mlops.tracking.autolog._common import (
+    call_safely,
+    close_run,
+    log_model_file,
+    open_run,
+    param_text,
+    training_session,
+)
 
 LIBRARY = "sklearn"
 DISTRIBUTIONS = ("scikit-learn",)
@@ -49,121 +48,7 @@ SUPPORTED = ">=1.3,<2"
 
 logger = logging.getLogger("prefect_mlops.autolog")
 
-# -- shared by the integrations ----------------------------------------------------------------
-
-_MB = 1024 * 1024
 _ORIGINAL = "__prefect_mlops_original__"
-_session_lock = threading.Lock()
-_session_depth = 0
-_BAD_KEY_CHARS = re.compile(r"[^A-Za-z0-9_\-./ ]")
-
-
-@contextmanager
-def training_session() -> Iterator[bool]:
-    """Mark a training call; yields True only for the outermost one in the process.
-
-    Process-wide rather than per thread: a meta-estimator may train its inner models in
-    worker threads, and those must not log to the run the outer call logs to. Two separate
-    trainings running at once in two threads therefore log only the first; the fluent API's
-    active run is process-wide too, so both would otherwise write to one run.
-    """
-    global _session_depth
-    with _session_lock:
-        outermost = _session_depth == 0
-        _session_depth += 1
-    try:
-        yield outermost
-    finally:
-        with _session_lock:
-            _session_depth -= 1
-
-
-def call_safely(name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``fn(*args, **kwargs)`` under `safe_hook` ``name``: None (and one warning) on failure."""
-    return safe_hook(name)(fn)(*args, **kwargs)
-
-
-@dataclass(frozen=True)
-class TrainingRun:
-    """The run a training call logs to; ``owned`` when autolog started it for this call."""
-
-    run_id: str
-    owned: bool
-
-
-def _open_run() -> TrainingRun:
-    from prefect_mlops.tracking import fluent
-
-    run_id = fluent._current_run_id(create=False)
-    if run_id:
-        return TrainingRun(run_id, False)
-    return TrainingRun(fluent.start_run().run_id, True)
-
-
-def open_run(integration: str) -> TrainingRun | None:
-    """The active run (in a flow, the flow run's run); with none, a new run that `close_run`
-    ends, as MLflow's autolog does. None if that failed (the failure is logged once)."""
-    run: TrainingRun | None = call_safely(f"{integration}: start run", _open_run)
-    return run
-
-
-def _close_run(run: TrainingRun, error: BaseException | None) -> None:
-    if not run.owned:
-        return
-    from prefect_mlops.tracking import fluent
-    from prefect_mlops.tracking.entities import RunStatus
-
-    if error is None:
-        status = RunStatus.FINISHED
-    elif isinstance(error, KeyboardInterrupt):
-        status = RunStatus.KILLED
-    else:
-        status = RunStatus.FAILED
-    fluent.end_run(status, run_id=run.run_id)
-
-
-def close_run(integration: str, run: TrainingRun, error: BaseException | None = None) -> None:
-    """End ``run`` if autolog started it: FINISHED, or FAILED/KILLED after ``error``."""
-    call_safely(f"{integration}: end run", _close_run, run, error)
-
-
-def param_text(value: Any) -> str | None:
-    """How a param value is stored, or None to leave it out (too long for a param)."""
-    from prefect_mlops.tracking.validation import MAX_PARAM_VALUE_LENGTH, stringify
-
-    text = stringify(value)
-    return text if len(text) <= MAX_PARAM_VALUE_LENGTH else None
-
-
-def metric_key(data: str, metric: str) -> str:
-    """``<data>-<metric>``, any character a metric key may not hold (``@``) replaced by ``_``."""
-    return _BAD_KEY_CHARS.sub("_", f"{data}-{metric}")
-
-
-def log_model_file(run_id: str, write: Callable[[Path], None], filename: str) -> bool:
-    """``write(path)`` a model file in a temporary folder and log it as ``model/<filename>``,
-    unless it is larger than ``max_artifact_mb``. True if it was logged."""
-    from prefect_mlops.tracking import fluent
-    from prefect_mlops.tracking.autolog import current_config
-
-    limit_mb = current_config().max_artifact_mb
-    with tempfile.TemporaryDirectory(prefix="mlops-autolog-") as tmp:
-        path = Path(tmp) / filename
-        write(path)
-        size_mb = os.path.getsize(path) / _MB
-        if size_mb > limit_mb:
-            logger.warning(
-                "prefect-mlops autolog: the model (%.1f MB) is larger than max_artifact_mb "
-                "(%g MB); it is not logged.",
-                size_mb,
-                limit_mb,
-            )
-            return False
-        fluent.get_client().log_artifact(run_id, path, "model")
-    return True
-
-
-# -- scikit-learn --------------------------------------------------------------------------------
 
 _METHODS = ("fit", "fit_transform", "fit_predict")
 _SEARCH_SCORE_PREFIXES = ("mean_test_", "std_test_", "rank_test_")
