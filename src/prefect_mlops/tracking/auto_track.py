@@ -39,6 +39,7 @@ class _Tracked:
     flow_run_id: str
     run_id: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    sampler_start: threading.Thread | None = None
     timer: threading.Timer | None = None
     sampler: Any = None
     console: Any = None
@@ -155,7 +156,11 @@ class FlowRunTracker(SpanProcessor):
             settings = get_settings()
             client = fluent.get_client()
             tracked.run_id = bound_run_id(client, tracked.flow_run_id, None)
-            self._start_sampler(tracked, client, settings)
+            # Starting the sampler primes psutil and probes NVML: not in the flow's thread.
+            tracked.sampler_start = threading.Thread(
+                target=self._start_sampler, args=(tracked, client, settings), daemon=True
+            )
+            tracked.sampler_start.start()
 
     def _bind_late(self, tracked: _Tracked) -> None:
         try:
@@ -220,6 +225,8 @@ class FlowRunTracker(SpanProcessor):
         from prefect_mlops.tracking.prefect_binding import finish_bound_run
 
         try:
+            if tracked.sampler_start is not None:
+                tracked.sampler_start.join(timeout=30)
             if tracked.sampler is not None:
                 tracked.sampler.stop()
                 if tracked.sampler.samples == 0:  # a short run still gets one data point

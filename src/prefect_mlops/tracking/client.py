@@ -106,6 +106,7 @@ class TrackingClient(RunSearchMixin):
         )
         self.store, self._writer = _store_and_writer(self.database_url, self.settings)
         self._writable: set[str] = set()
+        self._experiments: dict[str, Experiment] = {}  # by name and by id, active ones
 
     # -- experiments ------------------------------------------------------------------------
 
@@ -131,15 +132,16 @@ class TrackingClient(RunSearchMixin):
 
     def get_or_create_experiment(self, name: str) -> Experiment:
         """The experiment called ``name``, created if missing (safe under concurrent callers)."""
-        found = self.store.get_experiment_by_name(name)
-        if found is not None:
-            return found
-        try:
-            return self.store.get_experiment(self.create_experiment(name))
-        except AlreadyExists:
-            found = self.store.get_experiment_by_name(name)
-            assert found is not None
-            return found
+        found = self._experiments.get(name) or self.store.get_experiment_by_name(name)
+        if found is None:
+            try:
+                found = self.store.get_experiment(self.create_experiment(name))
+            except AlreadyExists:
+                found = self.store.get_experiment_by_name(name)
+                assert found is not None
+        if found.lifecycle_stage == "active":  # cached for run creation in this process
+            self._experiments[name] = self._experiments[found.experiment_id] = found
+        return found
 
     def search_experiments(
         self,
@@ -172,8 +174,12 @@ class TrackingClient(RunSearchMixin):
         parent_run_id: str | None = None,
         *,
         prefect_flow_run_id: str | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> Run:
-        experiment = self.store.get_experiment(experiment_id)
+        """A new RUNNING run; ``params`` are logged in the same transaction."""
+        experiment = self._experiments.get(experiment_id) or self.store.get_experiment(
+            experiment_id
+        )
         if experiment.lifecycle_stage != "active":
             raise InvalidInput(
                 f"Experiment {experiment.name!r} is deleted; restore it or use another one."
@@ -195,6 +201,10 @@ class TrackingClient(RunSearchMixin):
             tags=clean_tags,
             parent_run_id=parent_run_id,
             prefect_flow_run_id=prefect_flow_run_id,
+            params=[
+                Param(v.validate_key(k, "param"), v.validate_param_value(k, val))
+                for k, val in (params or {}).items()
+            ],
         )
         self._writable.add(run.info.run_id)
         return run

@@ -15,6 +15,19 @@ from typing import Any
 _pending: set[threading.Thread] = set()
 _lock = threading.Lock()
 _local = threading.local()
+_exit_hook = False
+
+
+def _register_exit_hook() -> None:
+    """Finish pending work when the interpreter starts shutting down, before thread pools
+    (which Prefect's clients use) stop taking work: ``threading`` runs these hooks newest
+    first, ahead of joining non-daemon threads."""
+    global _exit_hook
+    if not _exit_hook:
+        register = getattr(threading, "_register_atexit", None)
+        if register is not None:
+            register(wait)
+        _exit_hook = True
 
 
 def submit(target: Callable[..., Any], *args: Any, name: str = "prefect-mlops-finish") -> None:
@@ -26,6 +39,7 @@ def submit(target: Callable[..., Any], *args: Any, name: str = "prefect-mlops-fi
             with _lock:
                 _pending.discard(thread)
 
+    _register_exit_hook()
     thread = threading.Thread(target=run, name=name, daemon=False)
     with _lock:
         _pending.add(thread)

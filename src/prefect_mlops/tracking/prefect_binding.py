@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
 
-from prefect_mlops.tracking.entities import Param, RunStatus
+from prefect_mlops.tracking.entities import RunStatus
 from prefect_mlops.tracking.validation import MAX_PARAM_VALUE_LENGTH, stringify
 
 if TYPE_CHECKING:
@@ -197,10 +197,8 @@ def _local_flow_context(flow_run_id: str) -> Any:
 
 
 def _bind(client: TrackingClient, flow_run_id: str, experiment: str | None) -> str:
-    existing = client.store.get_run_by_flow_run_id(flow_run_id)
-    run_id = (
-        existing.info.run_id if existing else _create_bound_run(client, flow_run_id, experiment)
-    )
+    existing = client.store.run_id_for_flow_run(flow_run_id)
+    run_id = existing or _create_bound_run(client, flow_run_id, experiment)
     client._writable.add(run_id)
     ctx = _local_flow_context(flow_run_id)
     if ctx is not None and ctx.flow is not None:
@@ -223,16 +221,13 @@ def _create_bound_run(client: TrackingClient, flow_run_id: str, experiment: str 
             tags=prefect_tags(flow_run, flow_name),
             parent_run_id=parent_run_id,
             prefect_flow_run_id=flow_run_id,
+            params=flatten_params(parameters),
         )
     except IntegrityError:  # another process bound it first
-        other = client.store.get_run_by_flow_run_id(flow_run_id)
+        other = client.store.run_id_for_flow_run(flow_run_id)
         assert other is not None
-        return other.info.run_id
-    run_id = run.info.run_id
-    client.store.log_params(
-        run_id, [Param(k, val) for k, val in flatten_params(parameters).items()]
-    )
-    return run_id
+        return other
+    return run.info.run_id
 
 
 def _install_end_hooks(flow: Any) -> None:

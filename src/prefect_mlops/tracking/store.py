@@ -217,6 +217,7 @@ class SqlTrackingStore:
         parent_run_id: str | None = None,
         prefect_flow_run_id: str | None = None,
         status: RunStatus = RunStatus.RUNNING,
+        params: Sequence[Param] = (),
     ) -> Run:
         run_id = new_id()
         values = {
@@ -235,15 +236,28 @@ class SqlTrackingStore:
         }
         tag_rows = [{"run_id": run_id, "key": k, "value": v} for k, v in (tags or {}).items()]
 
+        param_rows = [
+            {"run_id": run_id, "key": k, "value": v, "num_value": numeric_value(v)}
+            for k, v in params
+        ]
+
         def do(conn: Connection) -> None:
             conn.execute(t.runs.insert().values(**values))
             if tag_rows:
                 conn.execute(t.tags.insert(), tag_rows)
+            if param_rows:
+                conn.execute(t.params.insert(), param_rows)
             self._refresh_search_docs(conn, [run_id])
 
         self._write(do)
         info = self._info_from_row(values)
-        return Run(info=info, data=RunData(tags={r["key"]: r["value"] for r in tag_rows}))
+        return Run(
+            info=info,
+            data=RunData(
+                params={p.key: p.value for p in params},
+                tags={r["key"]: r["value"] for r in tag_rows},
+            ),
+        )
 
     @staticmethod
     def _info_from_row(r: Any) -> RunInfo:
@@ -270,13 +284,17 @@ class SqlTrackingStore:
             raise NotFound(f"No run with id {run_id!r}.")
         return self._info_from_row(row)
 
-    def get_run_by_flow_run_id(self, flow_run_id: str) -> Run | None:
-        row = self._read(
+    def run_id_for_flow_run(self, flow_run_id: str) -> str | None:
+        """The id of the run bound to a Prefect flow run, if any."""
+        return self._read(
             lambda conn: conn.execute(
                 sa.select(t.runs.c.run_id).where(t.runs.c.prefect_flow_run_id == flow_run_id)
-            ).first()
+            ).scalar()
         )
-        return self.get_run(row.run_id) if row else None
+
+    def get_run_by_flow_run_id(self, flow_run_id: str) -> Run | None:
+        run_id = self.run_id_for_flow_run(flow_run_id)
+        return self.get_run(run_id) if run_id else None
 
     def _load_runs(self, conn: Connection, rows: Sequence[Any]) -> list[Run]:
         ids = [r.run_id for r in rows]
@@ -724,37 +742,97 @@ class SqlTrackingStore:
 
     # -- search -----------------------------------------------------------------------------
 
-    def _scope(
-        self, experiment_ids: Sequence[str] | None, view: ViewType, conditions: Sequence[Any]
-    ) -> list[Any]:
-        where = [_lifecycle_filter(t.runs.c.lifecycle_stage, view), *conditions]
+    def _scope(self, experiment_ids: Sequence[str] | None, view: ViewType) -> list[Any]:
+        where = [_lifecycle_filter(t.runs.c.lifecycle_stage, view)]
         if experiment_ids is not None:
             where.append(t.runs.c.experiment_id.in_(list(experiment_ids)))
         return where
+
+    def _joined_runs(
+        self,
+        conn: Connection,
+        experiment_ids: Sequence[str] | None,
+        run_filter: Any,
+        inner: Sequence[Any] = (),
+        lead: Any = None,
+        wanted: int = 0,
+    ) -> Any:
+        """``runs`` inner-joined to the joins of ``run_filter`` (a `sql.RunFilter`) and to
+        ``inner`` (`sql.Joined`).
+
+        PostgreSQL's planner has the statistics to order the joins. SQLite's does not (and
+        ``ANALYZE`` only gives it per-key averages, which mislead it into sorting every
+        match of ``ORDER BY ... LIMIT``), so here the joins get a fixed order: the condition
+        matching the fewest rows first (counted on its (key, value) index; counting stops
+        once it cannot be the smallest), the others by primary key, ``runs`` last. When the
+        page has a ``lead`` (see `sql.PagePhase`) and no condition matches fewer than about
+        sqrt(page size x runs) rows, reading ``lead`` in sort order and stopping after a page
+        beats sorting every match, so ``lead`` goes first.
+        """
+        from prefect_mlops.tracking.search import sql
+
+        runs = t.runs
+        joins = list(run_filter.joins)
+        if self._dialect != "sqlite":
+            return sql.join_chain([runs, *joins, *inner], fixed=False)
+        if not joins and experiment_ids is None:
+            if lead is None or lead is runs or run_filter.conditions:
+                return sql.join_chain([runs, *inner], fixed=False)
+            return sql.join_chain([lead, *[i for i in inner if i is not lead], runs], fixed=True)
+        size = int(conn.exec_driver_sql("SELECT COALESCE(MAX(rowid), 0) FROM runs").scalar_one())
+        threshold = math.isqrt(max(wanted, 1) * size) if lead is not None else size
+        best = threshold + 1
+        counted: list[tuple[int, int, Any]] = []  # (rows, position, join or runs: the scope)
+        if experiment_ids is not None:
+            rows = sa.select(sa.literal(1)).where(runs.c.experiment_id.in_(list(experiment_ids)))
+            count = sa.select(sa.func.count()).select_from(rows.limit(best).subquery())
+            counted.append((conn.execute(count).scalar_one(), -1, runs))
+            best = min(best, counted[-1][0])
+        for position, join in enumerate(joins):
+            counted.append((conn.execute(join.estimate(best)).scalar_one(), position, join))
+            best = min(best, counted[-1][0])
+        counted.sort(key=lambda c: c[:2])
+        ordered = [c[2] for c in counted if c[2] is not runs]
+        first = lead if lead is not None and counted[0][0] > threshold else counted[0][2]
+        if first is runs:
+            return sql.join_chain([runs, *ordered, *inner], fixed=True)
+        rest = [j for j in [*ordered, *inner] if j is not first]
+        return sql.join_chain([first, *rest, runs], fixed=True)
 
     def search_page(
         self,
         experiment_ids: Sequence[str] | None,
         view: ViewType,
-        conditions: Sequence[Any],
+        run_filter: Any,
         ordering: Any,
         max_results: int,
         after: Sequence[Any] | None = None,
     ) -> tuple[list[Run], list[Any] | None]:
-        """One page of runs and the sort values of its last row when more rows follow."""
-        where = self._scope(experiment_ids, view, conditions)
-        if after is not None:
-            where.append(ordering.after(after))
-        query = (
-            sa.select(t.runs, *[e.label(f"_sort{i}") for i, e in enumerate(ordering.exprs)])
-            .select_from(ordering.from_clause)
-            .where(*where)
-            .order_by(*ordering.order_by())
-            .limit(max_results + 1)
-        )
+        """One page of runs and the sort values of its last row when more rows follow;
+        ``run_filter`` and ``ordering`` come from `sql.FilterCompiler.compile_runs` and
+        `sql.build_ordering`."""
+        scope = [*self._scope(experiment_ids, view), *run_filter.conditions]
+        phases = ordering.phases(after)
 
         def do(conn: Connection) -> tuple[list[Run], list[Any] | None]:
-            rows = conn.execute(query).all()
+            rows: list[Any] = []
+            for phase in phases:
+                wanted = max_results + 1 - len(rows)
+                if wanted <= 0:
+                    break
+                joined = self._joined_runs(
+                    conn, experiment_ids, run_filter, phase.inner, phase.lead, wanted
+                )
+                for alias, on in phase.outer:
+                    joined = joined.outerjoin(alias, on)
+                query = (
+                    sa.select(t.runs, *[e.label(f"_sort{i}") for i, e in enumerate(phase.exprs)])
+                    .select_from(joined)
+                    .where(*scope, *phase.where)
+                    .order_by(*phase.order_by)
+                    .limit(wanted)
+                )
+                rows += conn.execute(query).all()
             more = len(rows) > max_results
             rows = rows[:max_results]
             last = None
@@ -766,34 +844,38 @@ class SqlTrackingStore:
         return self._read(do)
 
     def count_runs(
-        self, experiment_ids: Sequence[str] | None, view: ViewType, conditions: Sequence[Any]
+        self, experiment_ids: Sequence[str] | None, view: ViewType, run_filter: Any
     ) -> int:
-        query = sa.select(sa.func.count()).select_from(t.runs)
-        query = query.where(*self._scope(experiment_ids, view, conditions))
-        return int(self._read(lambda conn: conn.execute(query).scalar_one()))
+        def do(conn: Connection) -> int:
+            joined = self._joined_runs(conn, experiment_ids, run_filter)
+            query = sa.select(sa.func.count()).select_from(joined)
+            query = query.where(*self._scope(experiment_ids, view), *run_filter.conditions)
+            return int(conn.execute(query).scalar_one())
+
+        return self._read(do)
 
     def aggregate(
         self,
         experiment_ids: Sequence[str] | None,
         view: ViewType,
-        conditions: Sequence[Any],
+        run_filter: Any,
         group_by: Sequence[tuple[str, Any, Any]],
         metrics: Sequence[tuple[str, str]],
     ) -> list[dict[str, Any]]:
         """Group matching runs; ``group_by`` holds (label, join target or None, expression);
         ``metrics`` holds (metric key, function) with function in mean/min/max/sum/count/std."""
-        from_clause: Any = t.runs
+        outer: list[tuple[Any, Any]] = []
         columns: list[Any] = []
         for label, joined, expr in group_by:
             if joined is not None:
-                from_clause = from_clause.outerjoin(*joined)
+                outer.append(joined)
             columns.append(expr.label(label))
         metric_alias: dict[str, Any] = {}
         for key, _ in metrics:
             if key not in metric_alias:
                 alias = t.latest_metrics.alias(f"am{len(metric_alias)}")
-                from_clause = from_clause.outerjoin(
-                    alias, sa.and_(alias.c.run_id == t.runs.c.run_id, alias.c.key == key)
+                outer.append(
+                    (alias, sa.and_(alias.c.run_id == t.runs.c.run_id, alias.c.key == key))
                 )
                 metric_alias[key] = alias
         aggregates: list[Any] = [sa.func.count(t.runs.c.run_id).label("runs")]
@@ -814,15 +896,22 @@ class SqlTrackingStore:
                 "count": sa.func.count,
             }[fn]
             aggregates.append(func(value).label(f"_m{i}"))
-        query = (
-            sa.select(*columns, *aggregates)
-            .select_from(from_clause)
-            .where(*self._scope(experiment_ids, view, conditions))
-        )
-        if columns:
-            query = query.group_by(*[sa.literal_column(f'"{c.name}"') for c in columns])
-            query = query.order_by(*[sa.literal_column(f'"{c.name}"') for c in columns])
-        rows = self._read(lambda conn: conn.execute(query).all())
+
+        def do(conn: Connection) -> list[Any]:
+            joined = self._joined_runs(conn, experiment_ids, run_filter)
+            for alias, on in outer:
+                joined = joined.outerjoin(alias, on)
+            query = (
+                sa.select(*columns, *aggregates)
+                .select_from(joined)
+                .where(*self._scope(experiment_ids, view), *run_filter.conditions)
+            )
+            if columns:
+                names: list[Any] = [sa.literal_column(f'"{c.name}"') for c in columns]
+                query = query.group_by(*names).order_by(*names)
+            return list(conn.execute(query).all())
+
+        rows = self._read(do)
         out = []
         for row in rows:
             m = row._mapping
@@ -831,7 +920,7 @@ class SqlTrackingStore:
             for i, (key, fn) in enumerate(metrics):
                 if fn == "std":
                     mean, square, n = m[f"_a{i}"], m[f"_q{i}"], m[f"_n{i}"]
-                    if not n:
+                    if not n or mean is None or square is None:  # None: NaN (inf - inf)
                         record[f"{key}.std"] = None
                     else:
                         variance = max(square - mean * mean, 0.0) * n / (n - 1) if n > 1 else 0.0
@@ -905,31 +994,77 @@ class SqlTrackingStore:
         tags: Sequence[tuple[str, str, str]],
         metrics: Sequence[MetricRow],
     ) -> None:
-        """Insert prepared runs, params, tags and metric points in one transaction."""
+        """Insert prepared (new) runs, params, tags and metric points in one transaction.
+
+        Rows go through the driver's ``executemany`` (no per-row SQLAlchemy work), sorted by
+        run id and key so that each index is filled in order. On SQLite the runs get explicit
+        rowids and their full-text documents are built here from the tag rows in hand.
+        """
+        if not run_rows:
+            return
         mark = self._mark
-        summary = self._summarise(metrics)
-        param_rows = [(r, k, v, numeric_value(v)) for r, k, v in params]
+        by_run_key = itemgetter(0, 1)
+        columns = [c.name for c in t.runs.columns]
+        run_values = [tuple(r[c] for c in columns) for r in run_rows]
+        param_rows = sorted(((r, k, v, numeric_value(v)) for r, k, v in params), key=by_run_key)
+        tag_rows = sorted(tags, key=by_run_key)
+        points = sorted(metrics, key=by_run_key)  # stable: each series keeps its order
+        summary = sorted(self._summarise(metrics), key=itemgetter("run_id", "key"))
+        upsert = self._latest_upsert.compile(
+            dialect=self.engine.dialect,
+            column_keys=[c.name for c in t.latest_metrics.columns],
+        )
+        upsert_sql = str(upsert)
+        if upsert.positional:
+            order = itemgetter(*upsert.positiontup or ())
+            latest_rows: list[Any] = [order(r) for r in summary]
+        else:
+            latest_rows = summary
+        sqlite = self._dialect == "sqlite"
 
         def do(conn: Connection) -> None:
-            conn.execute(t.runs.insert(), list(run_rows))
             raw = conn.connection.driver_connection
             assert raw is not None
             cur = raw.cursor()
             try:
+                names = ", ".join(f'"{c}"' for c in columns)
+                marks = ", ".join([mark] * len(columns))
+                if sqlite:
+                    cur.execute("SELECT COALESCE(MAX(rowid), 0) FROM runs")
+                    first = int(cur.fetchone()[0]) + 1
+                    cur.executemany(
+                        f"INSERT INTO runs (rowid, {names}) VALUES (?, {marks})",
+                        [(first + i, *row) for i, row in enumerate(run_values)],
+                    )
+                else:
+                    cur.executemany(f"INSERT INTO runs ({names}) VALUES ({marks})", run_values)
                 cur.executemany(
-                    f"INSERT INTO params (run_id, key, value, num_value) "
+                    f'INSERT INTO params (run_id, "key", value, num_value) '
                     f"VALUES ({mark}, {mark}, {mark}, {mark})",
                     param_rows,
                 )
                 cur.executemany(
-                    f"INSERT INTO tags (run_id, key, value) VALUES ({mark}, {mark}, {mark})",
-                    list(tags),
+                    f'INSERT INTO tags (run_id, "key", value) VALUES ({mark}, {mark}, {mark})',
+                    tag_rows,
                 )
-                cur.executemany(self._insert_metrics_sql, list(metrics))
+                cur.executemany(self._insert_metrics_sql, points)
+                if latest_rows:
+                    cur.executemany(upsert_sql, latest_rows)
+                if sqlite:
+                    words: dict[str, list[str]] = {}
+                    for run_id, _key, value in tags:
+                        words.setdefault(run_id, []).append(value)
+                    cur.execute("DELETE FROM runs_fts WHERE rowid >= ?", (first,))
+                    cur.executemany(
+                        "INSERT INTO runs_fts(rowid, doc) VALUES (?, ?)",
+                        [
+                            (first + i, f"{r['run_name']} {' '.join(words.get(r['run_id'], ()))}")
+                            for i, r in enumerate(run_rows)
+                        ],
+                    )
             finally:
                 cur.close()
-            if summary:
-                conn.execute(self._latest_upsert, summary)
-            self._refresh_search_docs(conn, [r["run_id"] for r in run_rows])
+            if not sqlite:
+                self._refresh_search_docs(conn, [r["run_id"] for r in run_rows])
 
         self._write(do)

@@ -62,6 +62,7 @@ params = sa.Table(
     sa.Column("num_value", sa.Float(precision=53), nullable=True),
     sa.Index("ix_params_key_value", "key", "value"),
     sa.Index("ix_params_key_num_value", "key", "num_value"),
+    sqlite_with_rowid=False,  # clustered on (run_id, key): migration 0003
 )
 
 tags = sa.Table(
@@ -71,6 +72,7 @@ tags = sa.Table(
     sa.Column("key", sa.String(250), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
     sa.Index("ix_tags_key_value", "key", "value"),
+    sqlite_with_rowid=False,
 )
 
 metrics = sa.Table(
@@ -96,6 +98,7 @@ latest_metrics = sa.Table(
     sa.Column("max_value", sa.Float(precision=53), nullable=True),
     sa.Column("count", sa.BigInteger, nullable=False),
     sa.Index("ix_latest_metrics_key_value", "key", "value"),
+    sqlite_with_rowid=False,
 )
 
 histograms = sa.Table(

@@ -97,14 +97,12 @@ class RunSearchMixin:
                 ids.append(found.experiment_id)
         return ids
 
-    def _conditions(self, filter_string: str | None, query: str | None) -> list[Any]:
-        conditions = []
+    def _conditions(self, filter_string: str | None, query: str | None) -> sql.RunFilter:
         node = parse_filter(filter_string)
-        if node is not None:
-            conditions.append(sql.FilterCompiler(filter_string or "").compile(node))
+        run_filter = sql.FilterCompiler(filter_string or "").compile_runs(node)
         if query is not None and query.strip():
-            conditions.append(self.store.full_text_condition(query))
-        return conditions
+            run_filter.conditions.append(self.store.full_text_condition(query))
+        return run_filter
 
     def _apply_saved(
         self,
@@ -158,9 +156,9 @@ class RunSearchMixin:
         )
         view = _view(run_view_type)
         scope = self._experiment_scope(experiment_ids, experiment_names)
-        conditions = self._conditions(filter_string, query)
+        run_filter = self._conditions(filter_string, query)
         order_text = ", ".join(order_by or [])
-        ordering = sql.build_ordering(order_text, parse_order_by(list(order_by or [])))
+        ordering = sql.build_ordering(order_text, parse_order_by(list(order_by or [])), run_filter)
         fingerprint = sql.fingerprint(filter_string, list(order_by or []), scope, view.value, query)
         after = (
             sql.decode_token(page_token, fingerprint, len(ordering.exprs)) if page_token else None
@@ -171,11 +169,11 @@ class RunSearchMixin:
             last = None
         else:
             page, last = self.store.search_page(
-                scope, view, conditions, ordering, max_results, after
+                scope, view, run_filter, ordering, max_results, after
             )
             if self._reconcile(page):
                 page, last = self.store.search_page(
-                    scope, view, conditions, ordering, max_results, after
+                    scope, view, run_filter, ordering, max_results, after
                 )
         token = sql.encode_token(last, fingerprint) if last is not None else None
         if output == "pandas":
