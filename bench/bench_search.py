@@ -152,38 +152,43 @@ def _mlflow_quiet() -> None:
 
 def timed(fn: Callable[[], Any], reps: int, warmup: int = 2) -> tuple[dict, Any]:
     """Call ``fn`` ``warmup`` times untimed (the first is kept as ``first_ms``), then ``reps``
-    times; returns ({p50_ms, p90_ms, first_ms, all_ms}, the last result)."""
+    times; returns ({p50_ms, p90_ms, cpu_p50_ms (this process's CPU time), first_ms, all_ms},
+    the last result)."""
     t0 = time.perf_counter()
     result = fn()
     first = (time.perf_counter() - t0) * 1000
     for _ in range(warmup - 1):
         fn()
-    times = []
+    times, cpu = [], []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = fn()
         times.append((time.perf_counter() - t0) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
     stats = {
         "p50_ms": statistics.median(times),
         "p90_ms": statistics.quantiles(times, n=10)[-1],
+        "cpu_p50_ms": statistics.median(cpu),
         "first_ms": first,
         "all_ms": times,
     }
     return stats, result
 
 
-def _seed_ours(client: Any, experiment_id: str, runs: int) -> float:
-    """Seconds spent inside `create_runs_bulk` writing ``runs`` runs."""
+def _seed_ours(client: Any, experiment_id: str, runs: int) -> tuple[float, float]:
+    """(seconds, CPU seconds of this process) spent inside `create_runs_bulk` writing ``runs``
+    runs."""
     from prefect_mlops import BulkRun
 
-    seconds = 0.0
+    seconds = cpu = 0.0
     for start in range(0, runs, CHUNK):
         batch = [BulkRun(**spec) for spec in make_runs(start, min(runs, start + CHUNK))]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         created = client.create_runs_bulk(experiment_id, batch)
         seconds += time.perf_counter() - t0
+        cpu += time.process_time() - c0
         assert len(created) == len(batch)
-    return seconds
+    return seconds, cpu
 
 
 def _db_mb(client: Any) -> float:
@@ -198,11 +203,12 @@ def _db_mb(client: Any) -> float:
 def ours_seed(home: str, runs: int) -> dict:
     client = _client(home)
     experiment_id = client.get_or_create_experiment("search-bench").experiment_id
-    seconds = _seed_ours(client, experiment_id, runs)
+    seconds, cpu = _seed_ours(client, experiment_id, runs)
     assert client.count_runs() == runs
     return {
         "runs": runs,
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "runs_per_s": runs / seconds,
         "rows": runs * (len(METRIC_KEYS) * (STEPS + 1) + 10 + 5 + 1),
         "db_mb": _db_mb(client),
@@ -272,7 +278,7 @@ def ours_queries(home: str, reps: int, walks: int) -> dict:
 def ours_compare(home: str, runs: int, reps: int) -> dict:
     client = _client(home)
     experiment_id = client.get_or_create_experiment("search-bench").experiment_id
-    seed_s = _seed_ours(client, experiment_id, runs)
+    seed_s, _ = _seed_ours(client, experiment_id, runs)
 
     def search() -> Any:
         return client.search_runs(
@@ -426,13 +432,15 @@ def build_rows(r: dict, size: dict) -> list[list[str]]:
         rows.append([w, figure, value, target, "" if ok is None else "yes" if ok else "**NO**"])
 
     def ms(stats: dict) -> str:
-        return f"{stats['p50_ms']:.1f} ms (p90 {stats['p90_ms']:.1f})"
+        p50, p90, cpu = stats["p50_ms"], stats["p90_ms"], stats["cpu_p50_ms"]
+        return f"{p50:.1f} ms (p90 {p90:.1f}; CPU {cpu:.1f})"
 
     n, seed = size["runs"], r["ours_seed"]
     w = f"1. Seed {n:,} runs x 10 params x 10 metrics x {STEPS} steps x 5 tags"
     limit = 60 * n / 100_000
     s = seed["seconds"]
-    add(w, "prefect-mlops `create_runs_bulk`", f"{s:.1f} s", f"≤ {limit:g} s", s <= limit)
+    value = f"{s:.1f} s (CPU {seed['cpu_seconds']:.1f} s)"
+    add(w, "prefect-mlops `create_runs_bulk`", value, f"≤ {limit:g} s", s <= limit)
     add(w, "runs/s; rows written; SQLite size", f"{seed['runs_per_s']:,.0f} runs/s; "
         f"{seed['rows']:,} rows; {seed['db_mb']:,.0f} MB")  # fmt: skip
     api = r["mlflow_api_seed"]
@@ -472,7 +480,11 @@ def build_rows(r: dict, size: dict) -> list[list[str]]:
     add(w, "MLflow `MlflowClient.search_runs`, SQLite", ms(peer))
     add(w, "prefect-mlops `search_runs`", ms(ours))
     x = peer["p50_ms"] / ours["p50_ms"]
-    add(w, "ratio of p50s", f"{x:,.1f}x", "≥ 20x", x >= 20)
+    if size["compare_runs"] >= 10_000:
+        add(w, "ratio of p50s", f"{x:,.1f}x", "≥ 20x", x >= 20)
+    else:  # the target is for 10,000 runs
+        add(w, "ratio of p50s", f"{x:,.1f}x", "(≥ 20x at 10,000 runs)")
+    add(w, "ratio of CPU p50s", f"{peer['cpu_p50_ms'] / ours['cpu_p50_ms']:,.1f}x")
     same = ours["top"] == peer["top"]
     add(w, f"same top {TOP} run names, same order", "yes" if same else "**no**")
     return rows
@@ -493,7 +505,8 @@ Notes:
   timed). Rows: runs, params, tags, metric points and latest-metric rows. The MLflow line is
   `create_run` + `log_batch` (params, tags, 30 points) + `set_terminated` per run, extrapolated.
 - 2-4 run in a fresh interpreter on the store that step 1 filled. Each figure is the p50 (p90)
-  of repeated calls after warm-up calls. Filter: ``{FILTER}``, order
+  of repeated calls after warm-up calls; CPU is the p50 of the process's CPU time per call,
+  steadier than wall time when the machine is shared. Filter: ``{FILTER}``, order
   ``{ORDER[0]}``. Full text: run name and tag values (SQLite FTS5; "resnet" comes from
   the `arch` tag).
 - 4: filter `{PAGE_FILTER}`, following `.token` until it is None; the run ids of all pages are
@@ -511,7 +524,9 @@ def markdown(rows: list[list[str]], info: dict, mode: str, seconds: float) -> st
     head = (
         f"{info['date']}, {mode} run ({seconds:.0f} s) on {info['cpus']} CPUs, "
         f"{info['platform']}, Python {info['python']}, SQLite {info['sqlite']}; {versions}. "
-        "Every workload ran in its own subprocess with a fresh temporary home."
+        "Every workload ran in its own subprocess with a fresh temporary home. Load average "
+        f"at the start {info['load_average_at_start']}, at the end "
+        f"{info['load_average_at_end']}."
     )
     table = ["| Workload | Figure | Value | Target | Met |", "|---|---|---|---|---|"]
     table += ["| " + " | ".join(row) + " |" for row in rows]
@@ -526,15 +541,18 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     mode = "quick" if parser.parse_args().quick else "full"
     size = SIZES[mode]
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     started = time.perf_counter()
     results = run_all(size)
     seconds = time.perf_counter() - started
     info = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
+        "load_average_at_start": load_at_start,
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "versions": {p: version(p) for p in ("prefect-mlops", "mlflow-skinny", "sqlalchemy")},
     }
     rows = build_rows(results, size)
