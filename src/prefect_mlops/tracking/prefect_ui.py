@@ -111,9 +111,12 @@ def publish_run_summary(
             "Run summary",
         )
     ]
-    if summaries:
-        keys = [s.key for s in summaries[:MAX_CHARTS]]
-        charts = charts_markdown(run, summaries, store.get_metric_histories(run_id, keys))
+    # User metrics first; system telemetry is charted only once it has a curve to show.
+    charted = [s for s in summaries if not s.key.startswith("system/")]
+    charted += [s for s in summaries if s.key.startswith("system/") and s.count > 1]
+    if charted:
+        keys = [s.key for s in charted[:MAX_CHARTS]]
+        charts = charts_markdown(run, charted, store.get_metric_histories(run_id, keys))
         docs.append((artifact_key("mlops-charts", experiment), charts, "Metric charts"))
     with prefect_client() as prefect:
         for key, markdown, description in docs:
