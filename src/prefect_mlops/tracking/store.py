@@ -1026,9 +1026,6 @@ class SqlTrackingStore:
             raw = conn.connection.driver_connection
             assert raw is not None
             cur = raw.cursor()
-            import os as _os
-            if _os.environ.get("XCACHE"):
-                cur.execute(f"PRAGMA cache_size=-{_os.environ['XCACHE']}")
             try:
                 names = ", ".join(f'"{c}"' for c in columns)
                 marks = ", ".join([mark] * len(columns))
