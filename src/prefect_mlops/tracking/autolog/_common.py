@@ -163,3 +163,104 @@ def log_model_file(run_id: str, write: Callable[[Path], None], filename: str) ->
 
 
 # -- scikit-learn --------------------------------------------------------------------------------
+
+
+# -- patching a library's ``train`` (XGBoost, LightGBM) ----------------------------------------
+
+
+class TrainPatch:
+    """Wraps ``train`` in each of ``targets`` (a library re-exports it from several modules)
+    so the outermost call logs params, trains with ``make_callback``'s callback added, then
+    runs ``after`` loggers on the returned booster and logs the model."""
+
+    ORIGINAL = "__prefect_mlops_original__"
+
+    def __init__(
+        self,
+        integration: str,
+        targets: tuple[str, ...],
+        log_params: Callable[[str, Any], None],
+        make_callback: Callable[[str], Any],
+        after: list[tuple[str, Callable[[str, Any], None]]],
+        log_model: Callable[[str, Any], None],
+    ) -> None:
+        self.integration = integration
+        self.targets = targets
+        self.log_params = log_params
+        self.make_callback = make_callback
+        self.after = after
+        self.log_model = log_model
+        self.patches: list[tuple[Any, Callable[..., Any]]] = []  # (module, original train)
+        self.lock = threading.Lock()
+        self.active = False
+
+    def install(self) -> None:
+        """Patch ``train`` in every target module that exposes it (idempotent)."""
+        import importlib
+
+        with self.lock:
+            if not self.patches:
+                wrapped: dict[int, Callable[..., Any]] = {}
+                for i, name in enumerate(self.targets):
+                    try:
+                        module: Any = importlib.import_module(name)
+                    except ImportError:
+                        if i == 0:
+                            raise
+                        continue  # e.g. the scikit-learn wrapper, where it cannot load
+                    original = getattr(module, "train", None)
+                    if original is None or getattr(original, self.ORIGINAL, None) is not None:
+                        continue
+                    if id(original) not in wrapped:
+                        wrapped[id(original)] = self._patched(original)
+                    self.patches.append((module, original))
+                    module.train = wrapped[id(original)]
+            self.active = True
+
+    def uninstall(self) -> None:
+        """Put every original ``train`` back."""
+        with self.lock:
+            self.active = False
+            while self.patches:
+                module, original = self.patches.pop()
+                module.train = original
+
+    def _patched(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        import inspect
+
+        signature = inspect.signature(original)
+        name = self.integration
+
+        @functools.wraps(original)
+        def train(*args: Any, **kwargs: Any) -> Any:
+            with training_session() as outermost:
+                if not (outermost and self.active):
+                    return original(*args, **kwargs)
+                try:
+                    bound = signature.bind(*args, **kwargs)
+                except TypeError:
+                    return original(*args, **kwargs)  # the user's own error, raised by train
+                run = open_run(name)
+                if run is None:
+                    return original(*args, **kwargs)
+                call_safely(f"{name}: params", self.log_params, run.run_id, bound)
+                callback = call_safely(f"{name}: callback", self.make_callback, run.run_id)
+                if callback is not None:
+                    callbacks = bound.arguments.get("callbacks")
+                    bound.arguments["callbacks"] = [*(callbacks or ()), callback]
+                try:
+                    booster = original(*bound.args, **bound.kwargs)
+                except BaseException as exc:
+                    close_run(name, run, exc)
+                    raise
+                for what, logger_fn in self.after:
+                    call_safely(f"{name}: {what}", logger_fn, run.run_id, booster)
+                from prefect_mlops.tracking.autolog import current_config
+
+                if current_config().log_models:
+                    call_safely(f"{name}: model", self.log_model, run.run_id, booster)
+                close_run(name, run)
+                return booster
+
+        setattr(train, self.ORIGINAL, original)
+        return train

@@ -17,109 +17,34 @@ is not logged separately.
 
 from __future__ import annotations
 
-import functools
-import importlib
 import inspect
-import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from prefect_mlops.tracking.autolog._common import (
-    call_safely,
-    close_run,
+    TrainPatch,
     log_model_file,
     metric_key,
-    open_run,
     param_text,
     safe_hook,
-    training_session,
 )
 
 LIBRARY = "xgboost"
 SUPPORTED = ">=2.0,<4"
 
-_ORIGINAL = "__prefect_mlops_original__"
 _TARGETS = ("xgboost.training", "xgboost", "xgboost.sklearn")
 #: (module, its ``train`` before patching), in patch order
-_patches: list[tuple[Any, Callable[..., Any]]] = []
-_lock = threading.Lock()
-_active = False
 
 
 def install(config: Any) -> None:
     """Patch ``train`` in every module that exposes it (idempotent)."""
-    global _active
-    with _lock:
-        if not _patches:
-            wrapped: dict[int, Callable[..., Any]] = {}
-            for i, name in enumerate(_TARGETS):
-                try:
-                    module: Any = importlib.import_module(name)
-                except ImportError:
-                    if i == 0:
-                        raise
-                    continue  # e.g. the scikit-learn wrapper, where it cannot load
-                original = getattr(module, "train", None)
-                if original is None or getattr(original, _ORIGINAL, None) is not None:
-                    continue
-                if id(original) not in wrapped:
-                    wrapped[id(original)] = _patched(original)
-                _patches.append((module, original))
-                module.train = wrapped[id(original)]
-        _active = True
+    _patch.install()
 
 
 def uninstall() -> None:
     """Put every original ``train`` back."""
-    global _active
-    with _lock:
-        _active = False
-        while _patches:
-            module, original = _patches.pop()
-            module.train = original
-
-
-def _patched(original: Callable[..., Any]) -> Callable[..., Any]:
-    signature = inspect.signature(original)
-
-    @functools.wraps(original)
-    def train(*args: Any, **kwargs: Any) -> Any:
-        with training_session() as outermost:
-            if not (outermost and _active):
-                return original(*args, **kwargs)
-            try:
-                bound = signature.bind(*args, **kwargs)
-            except TypeError:
-                return original(*args, **kwargs)  # the user's own error, raised by XGBoost
-            run = open_run("xgboost")
-            if run is None:
-                return original(*args, **kwargs)
-            call_safely("xgboost: params", _log_params, run.run_id, bound)
-            callback = call_safely("xgboost: callback", _callback, run.run_id)
-            if callback is not None:
-                callbacks = bound.arguments.get("callbacks")
-                bound.arguments["callbacks"] = [*(callbacks or ()), callback]
-            try:
-                booster = original(*bound.args, **bound.kwargs)
-            except BaseException as exc:
-                close_run("xgboost", run, exc)
-                raise
-            call_safely("xgboost: best iteration", _log_best, run.run_id, booster)
-            call_safely("xgboost: feature importance", _log_importance, run.run_id, booster)
-            if _config().log_models:
-                call_safely("xgboost: model", _log_model, run.run_id, booster)
-            close_run("xgboost", run)
-            return booster
-
-    setattr(train, _ORIGINAL, original)
-    return train
-
-
-def _config() -> Any:
-    from prefect_mlops.tracking.autolog import current_config
-
-    return current_config()
+    _patch.uninstall()
 
 
 def _param_items(params: Any) -> Iterable[tuple[str, Any]]:
@@ -203,3 +128,13 @@ def _log_model(run_id: str, booster: Any) -> None:
         booster.save_model(str(path))
 
     log_model_file(run_id, write, "model.json")
+
+
+_patch = TrainPatch(
+    "xgboost",
+    _TARGETS,
+    _log_params,
+    _callback,
+    [("best iteration", _log_best), ("feature importance", _log_importance)],
+    _log_model,
+)

@@ -79,11 +79,11 @@ class RunSearchMixin:
 
     store: SqlTrackingStore
 
-    def flush(self) -> None:  # pragma: no cover - provided by TrackingClient
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by TrackingClient
 
-    def _reconcile(self, runs: Sequence[Run]) -> bool:  # pragma: no cover - TrackingClient
-        raise NotImplementedError
+        def flush(self) -> None: ...
+
+        def _reconcile(self, runs: Sequence[Run]) -> bool: ...
 
     def _experiment_scope(
         self, experiment_ids: Sequence[str] | None, experiment_names: Sequence[str] | None
