@@ -264,3 +264,37 @@ class TrainPatch:
 
         setattr(train, self.ORIGINAL, original)
         return train
+
+
+class AttributePatches:
+    """Attributes replaced on classes or modules, restorable exactly: an attribute the owner
+    only inherited is deleted again rather than set to the inherited value."""
+
+    _MISSING = object()
+
+    def __init__(self, marker: str = "__prefect_mlops_original__") -> None:
+        self.marker = marker  # set on our wrappers; a wrapped attribute is not wrapped twice
+        self._done: list[tuple[Any, str, Any]] = []  # (owner, name, owner.__dict__ before)
+
+    def __bool__(self) -> bool:
+        return bool(self._done)
+
+    def apply(self, owner: Any, name: str, make: Callable[[Any], Any]) -> None:
+        """Replace ``owner.name`` by ``make(current value)``."""
+        before = owner.__dict__.get(name, self._MISSING)
+        current = getattr(owner, name)
+        if hasattr(current, self.marker):
+            return
+        setattr(owner, name, make(current))
+        self._done.append((owner, name, before))
+
+    def restore(self) -> None:
+        while self._done:
+            owner, name, before = self._done.pop()
+            if before is self._MISSING:
+                try:
+                    delattr(owner, name)
+                except AttributeError:
+                    pass
+            else:
+                setattr(owner, name, before)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from prefect_mlops.tracking.autolog import AutologConfig
-from prefect_mlops.tracking.autolog._common import safe_hook
+from prefect_mlops.tracking.autolog._common import AttributePatches, safe_hook
 
 LIBRARY = "keras"
 SUPPORTED = ">=2.12,<4"
@@ -26,7 +26,6 @@ DISTRIBUTIONS = ("keras", "tensorflow")
 
 logger = logging.getLogger("prefect_mlops.autolog")
 
-_MISSING = object()
 _ORIGINAL_ATTR = "__prefect_mlops_original__"
 _CALLBACK_MARK = "__prefect_mlops_callback__"
 _KEY_BAD = re.compile(r"[^A-Za-z0-9_\-./ ]")
@@ -34,7 +33,7 @@ _KEY_BAD = re.compile(r"[^A-Za-z0-9_\-./ ]")
 _CALLBACKS_INDEX = 5
 
 _config: AutologConfig | None = None
-_patches: list[tuple[Any, str, Any]] = []
+_patches = AttributePatches(_ORIGINAL_ATTR)
 _callback_class: type | None = None
 _lock = threading.Lock()
 
@@ -132,15 +131,6 @@ def _wrap_fit(original: Callable[..., Any]) -> Callable[..., Any]:
     return fit
 
 
-def _patch(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
-    before = owner.__dict__.get(name, _MISSING)
-    current = getattr(owner, name)
-    if hasattr(current, _ORIGINAL_ATTR):
-        return
-    setattr(owner, name, make(current))
-    _patches.append((owner, name, before))
-
-
 def install(config: AutologConfig) -> None:
     """Patch ``keras.Model.fit`` (once)."""
     global _config, _callback_class
@@ -150,20 +140,12 @@ def install(config: AutologConfig) -> None:
             return
         keras = importlib.import_module("keras")
         _callback_class = _make_callback_class(keras)
-        _patch(keras.Model, "fit", _wrap_fit)
+        _patches.apply(keras.Model, "fit", _wrap_fit)
 
 
 def uninstall() -> None:
     """Put ``Model.fit`` back exactly as it was."""
     global _config
     with _lock:
-        while _patches:
-            owner, name, before = _patches.pop()
-            if before is _MISSING:
-                try:
-                    delattr(owner, name)
-                except AttributeError:
-                    pass
-            else:
-                setattr(owner, name, before)
+        _patches.restore()
         _config = None

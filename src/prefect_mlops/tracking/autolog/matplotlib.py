@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect_mlops.tracking.autolog import AutologConfig
-from prefect_mlops.tracking.autolog._common import safe_hook
+from prefect_mlops.tracking.autolog._common import AttributePatches, safe_hook
 
 LIBRARY = "matplotlib"
 SUPPORTED = ">=3.5,<4"
@@ -33,12 +33,11 @@ DISTRIBUTIONS = ("matplotlib",)
 
 logger = logging.getLogger("prefect_mlops.autolog")
 
-_MISSING = object()
 _ORIGINAL_ATTR = "__prefect_mlops_original__"
 _NAME_BAD = re.compile(r"[^A-Za-z0-9_\-. ]")
 
 _config: AutologConfig | None = None
-_patches: list[tuple[Any, str, Any]] = []
+_patches = AttributePatches(_ORIGINAL_ATTR)
 _lock = threading.Lock()
 _state = threading.local()
 #: figure -> (run id, n) of its ``figure_<n>`` name; per run, the last n handed out
@@ -164,15 +163,6 @@ def _wrap_show(original: Callable[..., Any]) -> Callable[..., Any]:
     return show
 
 
-def _patch(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
-    before = owner.__dict__.get(name, _MISSING)
-    current = getattr(owner, name)
-    if hasattr(current, _ORIGINAL_ATTR):
-        return
-    setattr(owner, name, make(current))
-    _patches.append((owner, name, before))
-
-
 def install(config: AutologConfig) -> None:
     """Patch ``Figure.savefig``, ``pyplot.savefig`` and ``pyplot.show`` (once)."""
     global _config
@@ -183,30 +173,18 @@ def install(config: AutologConfig) -> None:
         figure_module = importlib.import_module("matplotlib.figure")
         pyplot = importlib.import_module("matplotlib.pyplot")
         try:
-            _patch(figure_module.Figure, "savefig", _wrap_figure_savefig)
-            _patch(pyplot, "savefig", _wrap_pyplot_savefig)
-            _patch(pyplot, "show", _wrap_show)
+            _patches.apply(figure_module.Figure, "savefig", _wrap_figure_savefig)
+            _patches.apply(pyplot, "savefig", _wrap_pyplot_savefig)
+            _patches.apply(pyplot, "show", _wrap_show)
         except BaseException:
-            _restore()
+            _patches.restore()
             raise
-
-
-def _restore() -> None:
-    while _patches:
-        owner, name, before = _patches.pop()
-        if before is _MISSING:
-            try:
-                delattr(owner, name)
-            except AttributeError:
-                pass
-        else:
-            setattr(owner, name, before)
 
 
 def uninstall() -> None:
     """Put every patched attribute back exactly as it was."""
     global _config
     with _lock:
-        _restore()
+        _patches.restore()
         _config = None
         _shown_count.clear()

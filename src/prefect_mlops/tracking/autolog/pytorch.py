@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect_mlops.tracking.autolog import AutologConfig
-from prefect_mlops.tracking.autolog._common import safe_hook
+from prefect_mlops.tracking.autolog._common import AttributePatches, safe_hook
 
 LIBRARY = "torch"
 SUPPORTED = ">=2.0,<3"
@@ -43,14 +43,12 @@ logger = logging.getLogger("prefect_mlops.autolog")
 
 _WRITER_MODULES = ("torch.utils.tensorboard", "tensorboardX")
 _WRITER_METHODS = ("add_scalar", "add_scalars", "add_histogram", "add_image")
-_MISSING = object()
 _ORIGINAL_ATTR = "__prefect_mlops_original__"
 _KEY_BAD = re.compile(r"[^A-Za-z0-9_\-./ ]")
 _MAX_KEY = 250
 
 _config: AutologConfig | None = None
-#: (owner, attribute, what owner.__dict__ held before: the original or _MISSING)
-_patches: list[tuple[Any, str, Any]] = []
+_patches = AttributePatches(_ORIGINAL_ATTR)
 _lock = threading.Lock()
 _state = threading.local()
 
@@ -295,15 +293,6 @@ def _wrap_save(original: Callable[..., Any]) -> Callable[..., Any]:
 # -- install / uninstall ---------------------------------------------------------------------
 
 
-def _patch(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
-    before = owner.__dict__.get(name, _MISSING)
-    current = getattr(owner, name)
-    if hasattr(current, _ORIGINAL_ATTR):  # already ours (e.g. the module was reloaded)
-        return
-    setattr(owner, name, make(current))
-    _patches.append((owner, name, before))
-
-
 def _writer_classes() -> list[type]:
     classes = []
     for module_name in _WRITER_MODULES:
@@ -333,28 +322,18 @@ def install(config: AutologConfig) -> None:
             for writer in _writer_classes():
                 for method in _WRITER_METHODS:
                     if callable(getattr(writer, method, None)):
-                        _patch(writer, method, functools.partial(_wrap_writer_method, name=method))
-            _patch(torch, "save", _wrap_save)
+                        _patches.apply(
+                            writer, method, functools.partial(_wrap_writer_method, name=method)
+                        )
+            _patches.apply(torch, "save", _wrap_save)
         except BaseException:
-            _restore()
+            _patches.restore()
             raise
-
-
-def _restore() -> None:
-    while _patches:
-        owner, name, before = _patches.pop()
-        if before is _MISSING:
-            try:
-                delattr(owner, name)
-            except AttributeError:
-                pass
-        else:
-            setattr(owner, name, before)
 
 
 def uninstall() -> None:
     """Put every patched attribute back exactly as it was."""
     global _config
     with _lock:
-        _restore()
+        _patches.restore()
         _config = None
