@@ -13,6 +13,7 @@ pytest.importorskip("sklearn")
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.cluster import KMeans
 from sklearn.datasets import make_classification
 from sklearn.decomposition import PCA
 from sklearn.ensemble import RandomForestClassifier
@@ -20,9 +21,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils import resample
 
 import prefect_mlops as mlops
-from prefect_mlops import RunStatus, TrackingClient
+from prefect_mlops import InvalidInput, RunStatus, TrackingClient
 from prefect_mlops.tracking.autolog import sklearn as sk_autolog
 
 pytestmark = pytest.mark.usefixtures("mlops_home")
@@ -67,11 +69,112 @@ def test_fit_logs_params_tags_score_and_model(data: Any, tmp_path: Path) -> None
         "estimator_name": "LogisticRegression",
         "estimator_class": "sklearn.linear_model._logistic.LogisticRegression",
         "mlflow.autologging": "sklearn",
+        "training_score_rows": "120",  # at most max_score_rows: every row scored
     }
     assert stored.info.status is RunStatus.FINISHED
     loaded = _load_model(run.run_id, tmp_path)
     assert type(loaded) is LogisticRegression
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
+@pytest.fixture
+def scored_rows(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of rows each ``ClassifierMixin.score`` call gets."""
+    seen: list[int] = []
+    original = ClassifierMixin.score
+
+    def score(self: Any, X: Any, y: Any, sample_weight: Any = None) -> float:
+        seen.append(len(X))
+        return float(original(self, X, y, sample_weight))
+
+    monkeypatch.setattr(ClassifierMixin, "score", score)
+    return seen
+
+
+def test_training_score_past_max_score_rows_is_on_a_recorded_seeded_subsample(
+    scored_rows: list[int],
+) -> None:
+    X, y = make_classification(n_samples=300, n_features=6, random_state=1)
+    mlops.autolog(frameworks=["sklearn"], max_score_rows=100)
+    with mlops.start_run() as run:
+        model = LogisticRegression().fit(X, y)
+    assert scored_rows == [100]
+    stored = mlops.get_run(run.run_id)
+    assert stored.data.tags["training_score_rows"] == "100"
+    X_sub, y_sub = resample(X, y, replace=False, n_samples=100, random_state=0)
+    assert stored.data.metrics["training_score"] == model.score(X_sub, y_sub)
+    rows = {tuple(r) for r in X}
+    assert {tuple(r) for r in X_sub} <= rows and len({tuple(r) for r in X_sub}) == 100
+
+
+def test_training_score_up_to_max_score_rows_or_unbounded_scores_every_row(
+    scored_rows: list[int],
+) -> None:
+    X, y = make_classification(n_samples=300, n_features=6, random_state=1)
+    mlops.autolog(frameworks=["sklearn"], max_score_rows=300)
+    with mlops.start_run() as at_bound:
+        at = LogisticRegression(C=0.2).fit(X, y)
+    mlops.autolog(frameworks=["sklearn"], max_score_rows=None)
+    with mlops.start_run() as unbounded:
+        free = LogisticRegression(C=3.0).fit(X, y)
+    assert scored_rows == [300, 300]
+    for run, model in ((at_bound, at), (unbounded, free)):
+        stored = mlops.get_run(run.run_id)
+        assert stored.data.metrics["training_score"] == model.score(X, y)
+        assert stored.data.tags["training_score_rows"] == "300"
+
+
+def test_subsampled_score_of_a_search_over_a_pipeline_on_a_dataframe() -> None:
+    pd = pytest.importorskip("pandas")
+    X, y = make_classification(n_samples=240, n_features=4, random_state=2)
+    frame, labels = pd.DataFrame(X, columns=list("abcd")), pd.Series(y)
+    mlops.autolog(frameworks=["sklearn"], max_score_rows=60)
+    pipe = make_pipeline(StandardScaler(), LogisticRegression())
+    with mlops.start_run() as run:
+        search = GridSearchCV(pipe, {"logisticregression__C": [0.1, 1.0]}, cv=2)
+        search.fit(frame, labels)
+    stored = mlops.get_run(run.run_id)
+    frame_sub, labels_sub = resample(frame, labels, replace=False, n_samples=60, random_state=0)
+    assert len(frame_sub) == 60
+    assert stored.data.metrics["training_score"] == search.score(frame_sub, labels_sub)
+    assert stored.data.tags["training_score_rows"] == "60"
+
+
+def test_scores_that_are_not_a_mean_over_rows_always_use_every_row(data: Any) -> None:
+    X, y = data
+    mlops.autolog(frameworks=["sklearn"], max_score_rows=10)
+    with mlops.start_run() as run:
+        kmeans = KMeans(n_clusters=2, n_init=1, random_state=0).fit(X, y)  # -inertia: a sum
+    stored = mlops.get_run(run.run_id)
+    assert stored.data.metrics["training_score"] == kmeans.score(X, y)
+    assert stored.data.tags["training_score_rows"] == "120"
+
+
+def test_a_score_that_fails_on_the_subsample_falls_back_to_every_row(data: Any) -> None:
+    X, y = data
+
+    def fit(self: Any, X: Any, y: Any = None) -> Any:
+        return self
+
+    def score(self: Any, X: Any, y: Any) -> float:
+        if len(X) < 120:
+            raise ValueError("needs a class the subsample lacks")
+        return 0.25
+
+    picky = _late_class(fit)
+    picky.score = score  # type: ignore[attr-defined]
+    mlops.autolog(frameworks=["sklearn"], max_score_rows=50)
+    with mlops.start_run() as run:
+        picky().fit(X, y)
+    stored = mlops.get_run(run.run_id)
+    assert stored.data.metrics["training_score"] == 0.25
+    assert stored.data.tags["training_score_rows"] == "120"
+
+
+@pytest.mark.parametrize("bad", [0, -5, 2.5, True, "100"])
+def test_max_score_rows_must_be_a_positive_int_or_none(bad: Any) -> None:
+    with pytest.raises(InvalidInput, match="max_score_rows"):
+        mlops.autolog(frameworks=["sklearn"], max_score_rows=bad)
 
 
 def test_fit_outside_a_run_gets_its_own_finished_run(data: Any) -> None:

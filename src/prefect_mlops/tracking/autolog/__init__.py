@@ -41,6 +41,9 @@ class AutologConfig:
     log_datasets: bool = True
     max_artifact_mb: float = 512.0
     log_child_runs: bool = False
+    #: scikit-learn's ``training_score`` is computed on at most this many training rows (a
+    #: seeded random subsample of larger sets); None scores every row
+    max_score_rows: int | None = 10_000
 
 
 _installed: dict[str, ModuleType] = {}
@@ -91,10 +94,16 @@ def autolog(
     log_datasets: bool = True,
     max_artifact_mb: float = 512.0,
     log_child_runs: bool = False,
+    max_score_rows: int | None = 10_000,
 ) -> list[str]:
     """Track every Prefect flow run started from now on in this process, and turn framework
     auto-logging on (or both off with ``disable=True``); returns the active integrations.
-    Only libraries that are installed are touched."""
+    Only libraries that are installed are touched.
+
+    ``max_score_rows``: a scikit-learn classifier's or regressor's ``training_score`` is computed
+    on a seeded random subsample of this many training rows when there are more (the count is
+    tagged ``training_score_rows``), since scoring the whole set costs an extra prediction
+    pass; None always scores every row."""
     global _config
     from prefect_mlops.core.errors import InvalidInput
     from prefect_mlops.tracking.auto_track import install_auto_tracking
@@ -107,7 +116,17 @@ def autolog(
         raise InvalidInput(
             f"Unknown autolog framework(s) {unknown}; known: {sorted(INTEGRATIONS)}."
         )
-    _config = AutologConfig(log_models, log_datasets, max_artifact_mb, log_child_runs)
+    if max_score_rows is not None and not (
+        isinstance(max_score_rows, int)
+        and not isinstance(max_score_rows, bool)
+        and max_score_rows > 0
+    ):
+        raise InvalidInput(
+            f"max_score_rows must be a positive int or None, not {max_score_rows!r}."
+        )
+    _config = AutologConfig(
+        log_models, log_datasets, max_artifact_mb, log_child_runs, max_score_rows
+    )
     for name in names:
         if disable:
             _wanted.discard(name)
