@@ -44,16 +44,25 @@ WORKLOAD = textwrap.dedent(
 
     import prefect.settings as ps
 
+    def settle():  # the plugin's background work, when it is loaded
+        pending = sys.modules.get("prefect_mlops.tracking.pending")
+        if pending is not None:
+            pending.wait()
+
     n = int(sys.argv[1])
     times = []
     with ps.temporary_settings(updates={ps.PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         for _ in range(3):  # warm up: imports, first API calls, experiment creation
             small()
+        settle()
+        cpu = time.process_time()
         for i in range(n):
             start = time.perf_counter()
             small(x=i)
             times.append(time.perf_counter() - start)
-    print(json.dumps(times))
+        settle()
+        cpu = (time.process_time() - cpu) / n
+    print(json.dumps({"times": times, "cpu": cpu}))
     """
 )
 
@@ -101,7 +110,9 @@ def start_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("prefect server did not start")
 
 
-def run_flows(home: Path, api_url: str, n: int, tracked: bool) -> list[float]:
+def run_flows(home: Path, api_url: str, n: int, tracked: bool) -> tuple[list[float], float]:
+    """Flow-call times (s) and the process's CPU time per flow run (s), background work
+    included."""
     script = home / "workload.py"
     script.write_text(WORKLOAD)
     env = dict(
@@ -121,7 +132,8 @@ def run_flows(home: Path, api_url: str, n: int, tracked: bool) -> list[float]:
         check=True,
         timeout=1800,
     ).stdout
-    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    got = json.loads(out.strip().splitlines()[-1])
+    return got["times"], got["cpu"]
 
 
 def main() -> None:
@@ -136,8 +148,10 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    plain = [t for r in rounds for t in r[0]]
-    tracked = [t for r in rounds for t in r[1]]
+    plain = [t for r in rounds for t in r[0][0]]
+    tracked = [t for r in rounds for t in r[1][0]]
+    plain_cpu = statistics.median(r[0][1] for r in rounds) * 1000
+    tracked_cpu = statistics.median(r[1][1] for r in rounds) * 1000
     plain_ms = statistics.median(plain) * 1000
     tracked_ms = statistics.median(tracked) * 1000
     added = tracked_ms - plain_ms
@@ -155,6 +169,12 @@ def main() -> None:
             f"≤ {TARGET_MS:.0f} ms",
             "yes" if added <= TARGET_MS else "**NO**",
         ),
+        (
+            "CPU time of the flow's process per flow run, off / on (background work included)",
+            f"{plain_cpu:.1f} / {tracked_cpu:.1f} ms (+{tracked_cpu - plain_cpu:.1f} ms)",
+            "",
+            "",
+        ),
     ]
     stamp = time.strftime("%Y-%m-%d %H:%M")
     lines = [
@@ -167,15 +187,25 @@ def main() -> None:
         "|---|---|---|---|",
         *[f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows],
         "",
-        "The tracked side binds a run (in a background thread while the flow runs), captures",
-        "the console, git, interpreter, packages and environment, samples telemetry, records",
-        "task runs, ends the run and publishes its summary and charts to the flow run.",
+        "The tracked side captures the console and records task runs while the flow runs; a",
+        "background thread then creates the run, takes a telemetry sample, saves git,",
+        "interpreter, packages, environment and console, ends the run (one transaction) and",
+        "publishes its summary to the flow run. Part of that work overlaps the next flow run,",
+        "so the CPU it costs is larger than the latency it adds.",
     ]
     RESULTS.mkdir(exist_ok=True)
     name = "plugin-quick" if args.quick else "plugin"
     (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
     (RESULTS / f"{name}.json").write_text(
-        json.dumps({"plain_s": plain, "tracked_s": tracked, "added_ms": added}, indent=1)
+        json.dumps(
+            {
+                "plain_s": plain,
+                "tracked_s": tracked,
+                "added_ms": added,
+                "cpu_per_run_ms": {"plain": plain_cpu, "tracked": tracked_cpu},
+            },
+            indent=1,
+        )
     )
     print("\n".join(lines))
 

@@ -385,9 +385,66 @@ def test_autolog_one_liner_tracks_flows_in_process(mlops_home: Path) -> None:
         flow_run_id = quiet(x=3)
     finally:
         mlops.autolog(disable=True)
-    run = mlops.get_client().store.get_run_by_flow_run_id(flow_run_id)
+    run = mlops.get_client().get_run_by_flow_run_id(flow_run_id)
     assert run is not None
     assert run.info.status is RunStatus.FINISHED
     assert run.data.params == {"x": "3"}
     assert "python.version" in run.data.tags
-    assert mlops.get_client().store.get_run_by_flow_run_id(quiet()) is None  # off again
+    assert mlops.get_client().get_run_by_flow_run_id(quiet()) is None  # off again
+
+
+def test_in_process_subflow_nests_from_context_without_trace_labels(
+    mlops_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A short flow's run is created after it ends, from what its context held: the subflow's
+    parent is known without asking the API, task runs are steps, and the spans our tracer
+    provider records leave no trace context on the flow run (no extra API call)."""
+    from prefect import flow, task
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run as current
+
+    from prefect_mlops.tracking import prefect_binding
+
+    def no_api(flow_run: object) -> str | None:
+        raise AssertionError("the parent flow run was looked up through the API")
+
+    monkeypatch.setattr(prefect_binding, "_parent_flow_run_id", no_api)
+
+    @task
+    def bump(x: int) -> int:
+        return x + 1
+
+    @flow(name="inner-auto")
+    def inner(x: int) -> str:
+        bump(x)
+        return str(current.id)
+
+    @flow(name="outer-auto")
+    def outer(width: int = 5) -> tuple[str, str]:
+        child = inner(bump(width))
+        return str(current.id), child
+
+    try:
+        mlops.autolog()
+        outer_id, inner_id = outer(width=7)
+    finally:
+        mlops.autolog(disable=True)
+    client = mlops.get_client()
+    outer_run = client.get_run_by_flow_run_id(outer_id)
+    inner_run = client.get_run_by_flow_run_id(inner_id)
+    assert outer_run is not None and inner_run is not None
+    assert inner_run.info.parent_run_id == outer_run.info.run_id
+    assert (outer_run.data.params, inner_run.data.params) == ({"width": "7"}, {"x": "8"})
+    assert outer_run.info.status is inner_run.info.status is RunStatus.FINISHED
+    assert outer_run.info.start_time <= inner_run.info.start_time
+    assert inner_run.info.end_time is not None and outer_run.info.end_time is not None
+    assert inner_run.info.end_time <= outer_run.info.end_time
+    steps = json.loads(artifact_text(outer_run.info.run_id, "prefect/task_runs.json"))
+    assert [s["task"].split("-")[0] for s in steps] == ["bump"]
+    assert steps[0]["state"] == "Completed"
+    keys = {s.key for s in client.get_metric_summaries(inner_run.info.run_id)}
+    assert {"system/cpu_percent", "system/memory_used_mb"} <= keys
+    with get_client(sync_client=True) as prefect:
+        for flow_run_id in (outer_id, inner_id):
+            labels = prefect.read_flow_run(flow_run_id).labels
+            assert not any("TRACEPARENT" in key.upper() for key in labels), labels

@@ -37,7 +37,7 @@ def _flow_artifacts(flow_run_id: str) -> dict[str, str]:
 
 
 def _run_by_flow_run(flow_run_id: str) -> mlops.Run:
-    run = mlops.get_client().store.get_run_by_flow_run_id(flow_run_id)
+    run = mlops.get_client().get_run_by_flow_run_id(flow_run_id)
     assert run is not None, f"no run bound to flow run {flow_run_id}"
     return run
 
@@ -103,7 +103,7 @@ def test_set_experiment_inside_flow_and_untracked_flow(mlops_home: Path) -> None
 
     run = _run_by_flow_run(named())
     assert mlops.get_client().get_experiment(run.info.experiment_id).name == "custom-exp"
-    assert mlops.get_client().store.get_run_by_flow_run_id(untouched()) is None
+    assert mlops.get_client().get_run_by_flow_run_id(untouched()) is None
 
 
 def test_subflow_gets_a_nested_run_and_thread_tasks_log_to_their_flow(mlops_home: Path) -> None:
@@ -223,6 +223,35 @@ def test_reconcile_marks_runs_of_crashed_flow_runs_killed(mlops_home: Path) -> N
     (listed,) = other.search_runs([exp.experiment_id])  # listing reconciles too
     assert listed.info.status is RunStatus.KILLED
     assert other.get_run(run.info.run_id).data.tags["mlops.reconciled_from"] == "Crashed"
+
+
+def test_reconcile_leaves_a_just_completed_flow_run_to_its_own_process(
+    mlops_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process that ran a flow finalises its run moments after Prefect records the final
+    state; a reader elsewhere must not settle it first (and tag it as reconciled)."""
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.states import Completed, Running
+
+    from prefect_mlops.tracking import reconcile
+
+    client = mlops.get_client()
+    with get_client(sync_client=True) as prefect:
+
+        @flow
+        def finishing() -> None: ...
+
+        flow_run = prefect.create_flow_run(finishing, state=Running())
+        exp = client.get_or_create_experiment("finishing")
+        run = client.create_run(exp.experiment_id, prefect_flow_run_id=str(flow_run.id))
+        prefect.set_flow_run_state(flow_run.id, Completed(), force=True)
+    other = mlops.TrackingClient()
+    assert reconcile.reconcile_runs(other) == []  # within the grace period
+    assert other.get_run(run.info.run_id).info.status is RunStatus.RUNNING
+    monkeypatch.setattr(reconcile, "FINALISE_GRACE_MS", 0)  # as if the grace had passed
+    assert reconcile.reconcile_runs(other) == [(run.info.run_id, RunStatus.FINISHED, "Completed")]
+    assert other.get_run(run.info.run_id).data.tags["mlops.reconciled_from"] == "Completed"
 
 
 SERVED = textwrap.dedent(

@@ -260,3 +260,35 @@ def test_metric_history_is_a_sequence_with_columns(client: TrackingClient) -> No
     assert list(history.values) == [0.0, 1.5, 3.0, 4.5, 6.0]
     assert list(history.timestamps) == [100, 101, 102, 103, 104]
     assert client.get_metric_history(run_id, "never-logged") == []
+
+
+def test_end_run_stores_final_tags_and_artifacts_with_the_status(
+    client: TrackingClient, tmp_path: pytest.TempPathFactory
+) -> None:
+    run = new_run(client, "finalised", tags={"stage": "dev"})
+    run_id = run.info.run_id
+    client.log_metric(run_id, "loss", 0.25)  # buffered: ending writes it first
+    console = tmp_path / "console.txt"  # type: ignore[operator]
+    console.write_text("hello\n")
+    client._end_run(
+        run_id,
+        "FAILED",
+        tags={"stage": "prod", "git.branch": "feature-x"},
+        texts={"environment/requirements.txt": "numpy==2.0\n"},
+        files={"console.log": console},
+    )
+    got = client.get_run(run_id)
+    assert got.info.status is RunStatus.FAILED and got.info.end_time is not None
+    assert got.data.tags == {"stage": "prod", "git.branch": "feature-x"}
+    assert got.data.metrics == {"loss": 0.25}
+    files = {f.path: f.file_size for f in client.list_artifacts(run_id, "environment")}
+    assert files == {"environment/requirements.txt": 11}
+    with client.open_artifact(run_id, "console.log") as fh:
+        assert fh.read() == b"hello\n"
+    (found,) = client.search_runs(query="feature")  # the full-text document has the new tags
+    assert found.info.run_id == run_id
+    with pytest.raises(InvalidInput, match="FINISHED|FAILED|finished|failed"):
+        client.log_metric(run_id, "late", 1.0)
+        client.flush()
+    with pytest.raises(NotFound, match="nope"):
+        client.store.end_run("nope", RunStatus.FINISHED, 0)

@@ -390,3 +390,31 @@ def test_gpu_inventory() -> None:
     assert isinstance(real, list)
     for gpu in real:
         assert gpu["memory_total_mb"] > 0 and gpu["name"]
+
+
+def test_one_sample_from_a_baseline_in_a_fresh_thread(mlops_home: Path) -> None:
+    """A run shorter than the interval gets one sample taken in another thread: CPU use and
+    rates are measured from the run's start, not from that thread's first psutil call."""
+    import threading
+
+    from prefect_mlops.tracking.telemetry import read_counters
+
+    client = TrackingClient()
+    run_id = _run(client)
+    baseline = read_counters()
+    deadline = time.thread_time() + 0.4
+    while time.thread_time() < deadline:  # one core busy for 0.4 s of CPU time
+        pass
+    got: dict[str, float] = {}
+
+    def take() -> None:
+        got.update(SystemSampler(client, run_id, baseline=baseline, gpus=False).sample_once())
+
+    worker = threading.Thread(target=take)
+    worker.start()
+    worker.join()
+    ncpu = psutil.cpu_count() or 1
+    assert got["system/cpu_percent"] >= 100 / ncpu * 0.5, got  # at least our busy core
+    assert MACHINE_KEYS | _expected_rate_keys() <= set(got)
+    history = client.get_metric_history(run_id, "system/cpu_percent")
+    assert [(m.step, m.value) for m in history] == [(0, got["system/cpu_percent"])]

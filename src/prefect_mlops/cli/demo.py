@@ -93,7 +93,7 @@ def run_demo(epochs: int = 20) -> None:
         "[bold]Running the demo flow[/bold] (Prefect starts its own server if none is set)…"
     )
     flow_run_id = demo_train(epochs=epochs)
-    run = mlops.get_client().store.get_run_by_flow_run_id(flow_run_id)
+    run = mlops.get_client().get_run_by_flow_run_id(flow_run_id)
     assert run is not None
     console.rule("What was tracked")
     runs_show(run.info.run_id, as_json=False)

@@ -1,12 +1,15 @@
 """Zero-code tracking: every Prefect flow run in this process becomes a tracked run.
 
 An OpenTelemetry span processor sees Prefect's span for each flow run and task run start and
-end. At a flow run's start it begins console capture; when its first task starts (or at its
-end) it creates the bound run from the flow's own context, without API calls, and starts
-system telemetry. When the flow run ends, a background thread records where it ran (git,
+end. At a flow run's start it begins console capture and reads the machine's counters; when its
+first task starts (or at its end) it keeps the flow's details from its context. The flow's
+thread never writes: the run is created by the first ``log_*`` call, by a timer once the flow
+has run for a while (so a flow killed later still has its run, with system telemetry from then
+on), or when the flow run ends. Then a background thread records where it ran (git,
 interpreter, packages, environment, argparse arguments), saves the console and the task runs as
-timed steps, and ends the run with the flow run's final state, so the flow call returns at once;
-reads in the same process wait for that thread, and the interpreter waits for it at exit.
+timed steps and ends the run with the flow run's final state in one transaction, so the flow
+call returns at once; reads in the same process wait for that thread, and the interpreter
+waits for it at exit.
 """
 
 from __future__ import annotations
@@ -19,13 +22,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.trace.sampling import Decision, StaticSampler
 
 from prefect_mlops.tracking.entities import RunStatus
 from prefect_mlops.tracking.prefect_binding import STATE_TO_STATUS
 
 logger = logging.getLogger("prefect_mlops.auto_track")
 
-#: A flow run without tasks gets its run through the API after this many seconds.
+#: A flow run still running after this many seconds gets its run (and telemetry) at once.
 BIND_AFTER_S = 2.0
 
 _lock = threading.RLock()
@@ -37,17 +42,20 @@ _last_args: dict[str, str] = {}
 @dataclass
 class _Tracked:
     flow_run_id: str
+    start_ms: int | None = None
     run_id: str | None = None
+    remembered: bool = False  # its details are kept for creating the run off-thread
+    finishing: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
-    sampler_start: threading.Thread | None = None
     timer: threading.Timer | None = None
+    baseline: Any = None  # machine counters at the start (telemetry rates start here)
     sampler: Any = None
     console: Any = None
     steps: list[dict[str, Any]] = field(default_factory=list)
 
 
 _flows: dict[str, _Tracked] = {}  # flow run id -> state
-_span_owner: dict[int, str] = {}  # span id -> flow run id (flows and their tasks)
+_span_owner: dict[str, str] = {}  # run id -> flow run id (tracked flow runs and their tasks)
 _console_owner: str | None = None
 
 
@@ -76,25 +84,26 @@ class FlowRunTracker(SpanProcessor):
         try:
             attrs = span.attributes or {}
             run_type = attrs.get("prefect.run.type")
-            span_id = span.get_span_context().span_id
+            run_id = str(attrs.get("prefect.run.id"))
             if run_type == "flow":
                 if _enabled:
-                    self._flow_started(str(attrs.get("prefect.run.id")), span_id)
-            elif run_type == "task" and span.parent is not None:
-                owner = _span_owner.get(span.parent.span_id)
-                if owner is not None:
-                    _span_owner[span_id] = owner
+                    self._flow_started(run_id, span)
+            elif run_type == "task" and _flows:
+                from prefect_mlops.tracking.prefect_binding import current_flow_run_id
+
+                owner = current_flow_run_id()  # a task starts in its flow run's context
+                if owner is not None and owner in _flows:
+                    _span_owner[run_id] = owner
                     tracked = _flows.get(owner)
-                    if tracked is not None and tracked.run_id is None:
-                        self._bind(tracked)
+                    if tracked is not None and not tracked.remembered:
+                        tracked.remembered = _remember(tracked)
         except Exception as exc:  # never break the user's flow
             logger.warning("prefect-mlops could not start tracking a run: %r", exc)
 
     def on_end(self, span: Any) -> None:
         try:
             attrs = span.attributes or {}
-            span_id = span.get_span_context().span_id
-            owner = _span_owner.pop(span_id, None)
+            owner = _span_owner.pop(str(attrs.get("prefect.run.id")), None)
             if owner is None:
                 return
             if attrs.get("prefect.run.type") == "flow":
@@ -121,17 +130,27 @@ class FlowRunTracker(SpanProcessor):
 
     # -- flow runs ---------------------------------------------------------------------------
 
-    def _flow_started(self, flow_run_id: str, span_id: int) -> None:
+    def _flow_started(self, flow_run_id: str, span: Any) -> None:
         global _console_owner
         from prefect_mlops.core.settings import get_settings
         from prefect_mlops.tracking.autolog import install_pending
+        from prefect_mlops.tracking.prefect_binding import current_flow_run_id
 
         settings = get_settings()
         install_pending()
-        tracked = _Tracked(flow_run_id)
+        parent = current_flow_run_id()  # a subflow starts in its parent's context
+        parent_tracked = _flows.get(parent) if parent else None
+        if parent_tracked is not None and not parent_tracked.remembered:
+            parent_tracked.remembered = _remember(parent_tracked)
+        start = getattr(span, "start_time", None)
+        tracked = _Tracked(flow_run_id, start_ms=int(start // 1_000_000) if start else None)
+        if settings.telemetry:
+            from prefect_mlops.tracking.telemetry import read_counters
+
+            tracked.baseline = read_counters()
         with _lock:
             _flows[flow_run_id] = tracked
-            _span_owner[span_id] = flow_run_id
+            _span_owner[flow_run_id] = flow_run_id
             if settings.capture_console and _console_owner is None:
                 from prefect_mlops.tracking.console import ConsoleCapture
 
@@ -142,59 +161,32 @@ class FlowRunTracker(SpanProcessor):
         tracked.timer.daemon = True
         tracked.timer.start()
 
-    def _bind(self, tracked: _Tracked) -> None:
-        """Create the run: from the flow's own context (no API calls) in the flow's thread when
-        its first task starts or when it ends, or through the API from a timer when the flow
-        runs a while without tasks (so a run killed early still has its run)."""
+    def _bind_late(self, tracked: _Tracked) -> None:
+        """Timer: a flow run still running gets its run now (from its kept details, else
+        through the API) and system telemetry, unless it is already finishing."""
         from prefect_mlops.core.settings import get_settings
         from prefect_mlops.tracking import fluent
         from prefect_mlops.tracking.prefect_binding import bound_run_id
 
-        with tracked.lock:
-            if tracked.run_id is not None:
-                return
-            settings = get_settings()
-            client = fluent.get_client()
-            tracked.run_id = bound_run_id(client, tracked.flow_run_id, None)
-            # Starting the sampler primes psutil and probes NVML: not in the flow's thread.
-            tracked.sampler_start = threading.Thread(
-                target=self._start_sampler, args=(tracked, client, settings), daemon=True
-            )
-            tracked.sampler_start.start()
-
-    def _bind_late(self, tracked: _Tracked) -> None:
         try:
-            self._bind(tracked)
+            with tracked.lock:
+                if tracked.finishing:
+                    return
+                client = fluent.get_client()
+                tracked.run_id = bound_run_id(client, tracked.flow_run_id, None)
+                settings = get_settings()
+                if settings.telemetry:
+                    from prefect_mlops.tracking.telemetry import SystemSampler
+
+                    tracked.sampler = SystemSampler(
+                        client,
+                        tracked.run_id,
+                        settings.telemetry_interval,
+                        baseline=tracked.baseline,
+                    )
+                    tracked.sampler.start()
         except Exception as exc:
             logger.warning("prefect-mlops could not create the run of a flow run: %r", exc)
-
-    @staticmethod
-    def _start_sampler(tracked: _Tracked, client: Any, settings: Any) -> None:
-        assert tracked.run_id is not None
-        if settings.telemetry:
-            try:
-                from prefect_mlops.tracking.telemetry import SystemSampler
-
-                tracked.sampler = SystemSampler(client, tracked.run_id, settings.telemetry_interval)
-                tracked.sampler.start()
-            except Exception as exc:
-                logger.debug("System telemetry unavailable: %r", exc)
-
-    def _record_context(self, tracked: _Tracked) -> None:
-        from prefect_mlops.core.settings import get_settings
-        from prefect_mlops.tracking import capture, fluent
-        from prefect_mlops.tracking.entities import Param, RunTag
-
-        settings = get_settings()
-        client = fluent.get_client()
-        run_id = tracked.run_id
-        assert run_id is not None
-        info = capture.collect(settings)
-        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in info.tags.items()])
-        for name, text in info.texts.items():
-            client.log_text(run_id, text, f"environment/{name}")
-        if _last_args and settings.capture_argparse:
-            _log_args(client, run_id, dict(_last_args), Param)
 
     def _flow_ended(self, flow_run_id: str, span: Any) -> None:
         """Restore the console at once; save everything and end the run in the background,
@@ -209,11 +201,11 @@ class FlowRunTracker(SpanProcessor):
             tracked.timer.cancel()
         console_path = None
         if tracked.console is not None:
-            console_path = tracked.console.stop()
+            console_path = tracked.console.stop(wait=False)  # the finaliser waits instead
             with _lock:
                 _console_owner = None
-        if tracked.run_id is None:
-            self._bind(tracked)
+        if not tracked.remembered:
+            tracked.remembered = _remember(tracked)
         state_type, _, message = _last_state(span)
         status = STATE_TO_STATUS.get(state_type or "", RunStatus.FINISHED)
         pending.submit(self._finish, tracked, status, message, console_path)
@@ -221,26 +213,45 @@ class FlowRunTracker(SpanProcessor):
     def _finish(
         self, tracked: _Tracked, status: RunStatus, message: str | None, console_path: Any
     ) -> None:
-        from prefect_mlops.tracking import fluent
-        from prefect_mlops.tracking.prefect_binding import finish_bound_run
+        from prefect_mlops.core.settings import get_settings
+        from prefect_mlops.tracking import capture, fluent
+        from prefect_mlops.tracking.entities import Param
+        from prefect_mlops.tracking.prefect_binding import bound_run_id, finish_bound_run
 
         try:
-            if tracked.sampler_start is not None:
-                tracked.sampler_start.join(timeout=30)
-            if tracked.sampler is not None:
-                tracked.sampler.stop()
-                if tracked.sampler.samples == 0:  # a short run still gets one data point
-                    tracked.sampler.sample()
+            with tracked.lock:  # after a timer that is creating the run right now
+                tracked.finishing = True
+            settings = get_settings()
+            if tracked.console is not None:
+                tracked.console.join()
             client = fluent.get_client()
-            run_id = tracked.run_id
-            if run_id is not None:
-                self._record_context(tracked)
-                if console_path is not None:
-                    client.log_artifact(run_id, console_path)
-                if tracked.steps:
-                    steps = sorted(tracked.steps, key=lambda s: s["start"])
-                    client.log_text(run_id, json.dumps(steps, indent=2), "prefect/task_runs.json")
-                finish_bound_run(client, tracked.flow_run_id, status, message, steps=tracked.steps)
+            run_id = bound_run_id(client, tracked.flow_run_id, None)
+            sampler = tracked.sampler
+            if sampler is not None:
+                if sampler.samples == 0:  # a short run still gets one data point
+                    sampler.sample()
+                sampler.stop()
+            elif settings.telemetry:
+                from prefect_mlops.tracking.telemetry import SystemSampler
+
+                SystemSampler(client, run_id, baseline=tracked.baseline).sample_once()
+            info = capture.collect(settings)
+            texts = {f"environment/{name}": text for name, text in info.texts.items()}
+            if tracked.steps:
+                steps = sorted(tracked.steps, key=lambda s: s["start"])
+                texts["prefect/task_runs.json"] = json.dumps(steps, indent=2)
+            if _last_args and settings.capture_argparse:
+                _log_args(client, run_id, dict(_last_args), Param)
+            finish_bound_run(
+                client,
+                tracked.flow_run_id,
+                status,
+                message,
+                steps=tracked.steps,
+                tags=info.tags,
+                texts=texts,
+                files={"console.log": console_path} if console_path is not None else None,
+            )
         except Exception as exc:
             logger.warning(
                 "prefect-mlops could not finish run of flow run %s: %r", tracked.flow_run_id, exc
@@ -248,9 +259,21 @@ class FlowRunTracker(SpanProcessor):
         finally:
             with _lock:
                 _flows.pop(tracked.flow_run_id, None)
+            if tracked.console is not None:
+                tracked.console.join()
             if console_path is not None:
                 console_path.unlink(missing_ok=True)
                 console_path.parent.rmdir()
+
+
+def _remember(tracked: _Tracked) -> bool:
+    from prefect_mlops.tracking.prefect_binding import remember_flow_run
+
+    try:
+        return remember_flow_run(tracked.flow_run_id, tracked.start_ms)
+    except Exception as exc:  # the run is then created from the API instead
+        logger.debug("Flow run details not kept: %r", exc)
+        return False
 
 
 def _log_args(client: Any, run_id: str, args: dict[str, str], param_cls: Any) -> None:
@@ -290,6 +313,17 @@ def _parse_known_args(self: argparse.ArgumentParser, *args: Any, **kwargs: Any) 
     return result
 
 
+class _NoTraceContext(IdGenerator):
+    """Ids of an invalid span context: with a record-only sampler, spans are recorded
+    (processors see them) but never propagated."""
+
+    def generate_span_id(self) -> int:
+        return 0
+
+    def generate_trace_id(self) -> int:
+        return 0
+
+
 def install_auto_tracking(enabled: bool = True) -> bool:
     """Add the span processor to OpenTelemetry's tracer provider (once per process) and turn
     tracking of new flow runs on or off; returns whether the processor is in place."""
@@ -305,7 +339,12 @@ def install_auto_tracking(enabled: bool = True) -> bool:
 
         provider = trace.get_tracer_provider()
         if not isinstance(provider, TracerProvider):
-            provider = TracerProvider()
+            # Nobody traces here: a provider of our own only so that our processor sees
+            # Prefect's spans. Its spans carry no trace context, so Prefect has none to save
+            # on the flow run (an API call per flow run otherwise).
+            provider = TracerProvider(
+                sampler=StaticSampler(Decision.RECORD_ONLY), id_generator=_NoTraceContext()
+            )
             trace.set_tracer_provider(provider)
             provider = trace.get_tracer_provider()
         if not hasattr(provider, "add_span_processor"):

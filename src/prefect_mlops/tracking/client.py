@@ -217,6 +217,12 @@ class TrackingClient(RunSearchMixin):
             run = self.store.get_run(run_id)
         return run
 
+    def get_run_by_flow_run_id(self, flow_run_id: str) -> Run | None:
+        """The run bound to a Prefect flow run, or None (after this process's pending work)."""
+        self.flush()
+        run_id = self.store.run_id_for_flow_run(str(flow_run_id))
+        return self.get_run(run_id) if run_id else None
+
     def _reconcile(self, runs: Sequence[Run]) -> bool:
         """Settle runs still RUNNING whose flow runs ended elsewhere; True if any changed."""
         stale = [
@@ -239,6 +245,39 @@ class TrackingClient(RunSearchMixin):
         self.store.get_run_info(run_id)
         self.flush()
         self.store.update_run(run_id, status=final, end_time=end_time or now_ms())
+        if final.is_terminal:
+            self._writable.discard(run_id)
+
+    def _end_run(
+        self,
+        run_id: str,
+        status: RunStatus | str,
+        *,
+        tags: Mapping[str, Any] | None = None,
+        texts: Mapping[str, str] | None = None,
+        files: Mapping[str, str | os.PathLike[str]] | None = None,
+    ) -> None:
+        """Store ``texts`` and ``files`` as artifacts (artifact path -> content / local file),
+        then set ``tags`` and end the run with ``status`` in one transaction: how a tracked
+        flow run is finalised."""
+        final = _as_status(status)
+        self._require_writable(run_id)
+        clean_tags = {
+            v.validate_key(k, "tag"): v.validate_tag_value(k, value)
+            for k, value in (tags or {}).items()
+        }
+        location = ArtifactLocation(self.store.get_run_info(run_id).artifact_uri)
+        stored = []
+        for name, text in (texts or {}).items():
+            rel = v.safe_artifact_path(name)
+            size, digest = location.write_stream(rel, io.BytesIO(text.encode("utf-8")))
+            stored.append(FileInfo(rel, False, size, digest))
+        for name, path in (files or {}).items():
+            rel = v.safe_artifact_path(name)
+            size, digest = location.write_file(rel, path)
+            stored.append(FileInfo(rel, False, size, digest))
+        self.flush()
+        self.store.end_run(run_id, final, now_ms(), tags=clean_tags, artifacts=stored)
         if final.is_terminal:
             self._writable.discard(run_id)
 

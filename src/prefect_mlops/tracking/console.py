@@ -62,28 +62,39 @@ class ConsoleCapture:
         )
         self._thread.start()
 
-    def stop(self) -> Path | None:
-        """Restore fds 1 and 2, finish the file and return its path."""
+    def stop(self, wait: bool = True) -> Path | None:
+        """Restore fds 1 and 2 and return the file's path; the file is complete once
+        `join` returns (``wait=True`` joins here)."""
         if not self.active:
             return self.path
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except Exception:
-                pass
-        for name, stream in self._streams.items():
-            setattr(sys, name, stream)
-        self._streams.clear()
-        for target, saved in self._saved.items():
-            os.dup2(saved, target)
-        os.close(self._write_fd)  # the reader sees EOF once every copy is closed
-        assert self._thread is not None
-        self._thread.join(timeout=10)
+        if self._write_fd >= 0:
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except Exception:
+                    pass
+            for name, stream in self._streams.items():
+                setattr(sys, name, stream)
+            self._streams.clear()
+            for target, saved in self._saved.items():
+                os.dup2(saved, target)
+            os.close(self._write_fd)  # the reader sees EOF once every copy is closed
+            self._write_fd = -1
+        if wait:
+            self.join()
+        return self.path
+
+    def join(self, timeout: float = 10.0) -> None:
+        """Wait for the reader to write out what is left (after `stop`). A child process
+        still holding the pipe open is waited for ``timeout`` seconds at most."""
+        thread = self._thread
+        if thread is None or self._write_fd >= 0:
+            return
+        thread.join(timeout=timeout)
         for saved in self._saved.values():
             os.close(saved)
         self._saved.clear()
         self._thread = None
-        return self.path
 
     def _drain(self) -> None:
         terminal = self._saved.get(1, -1)

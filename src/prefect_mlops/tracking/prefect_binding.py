@@ -43,6 +43,22 @@ _bound: dict[str, str] = {}  # flow run id -> tracking run id, for this process
 _bind_lock = threading.RLock()
 
 
+@dataclasses.dataclass(frozen=True)
+class FlowRunDetails:
+    """What the run of a flow run is created from, kept while the flow's context is at hand
+    so that another thread can create the run later without API calls."""
+
+    flow_run: Any
+    flow_name: str
+    parameters: dict[str, Any]
+    parent_flow_run_id: str | None
+    parent_known: bool  # False: a subflow whose parent runs elsewhere (ask the API)
+    start_ms: int | None
+
+
+_details: dict[str, FlowRunDetails] = {}  # flow run id -> details, for runs not yet created
+
+
 def current_flow_run_id() -> str | None:
     """The id of the flow run the caller is part of, or None outside Prefect."""
     context = sys.modules.get("prefect.context")
@@ -114,8 +130,36 @@ def prefect_client() -> Iterator[Any]:
     yield _shared_client
 
 
+def remember_flow_run(flow_run_id: str, start_ms: int | None = None) -> bool:
+    """Keep the details of ``flow_run_id`` (run in this thread) for creating its run later;
+    False when its context is not at hand here."""
+    if flow_run_id in _details:
+        return True
+    from prefect.context import FlowRunContext
+
+    ctx = _local_flow_context(flow_run_id)
+    if ctx is None or ctx.flow is None or ctx.flow_run is None:
+        return False
+    parent, known = None, ctx.flow_run.parent_task_run_id is None
+    previous = ctx
+    for _ in range(0 if known else 64):  # a subflow's parent: the enclosing flow context's
+        previous = getattr(getattr(previous, "_token", None), "old_value", None)
+        if not isinstance(previous, FlowRunContext) or previous.flow_run is None:
+            break
+        if str(previous.flow_run.id) != flow_run_id:
+            parent, known = str(previous.flow_run.id), True
+            break
+    _details[flow_run_id] = FlowRunDetails(
+        ctx.flow_run, ctx.flow.name, dict(ctx.parameters or {}), parent, known, start_ms
+    )
+    return True
+
+
 def _flow_run_details(flow_run_id: str) -> tuple[Any, str, dict[str, Any]]:
     """(flow run, flow name, parameters) of ``flow_run_id``, from context when we run it."""
+    details = _details.get(flow_run_id)
+    if details is not None:
+        return details.flow_run, details.flow_name, dict(details.parameters)
     ctx = _local_flow_context(flow_run_id)
     if ctx is not None and ctx.flow is not None:
         return ctx.flow_run, ctx.flow.name, dict(ctx.parameters or {})
@@ -202,7 +246,10 @@ def _bind(client: TrackingClient, flow_run_id: str, experiment: str | None) -> s
     client._writable.add(run_id)
     ctx = _local_flow_context(flow_run_id)
     if ctx is not None and ctx.flow is not None:
-        _install_end_hooks(ctx.flow)
+        from prefect_mlops.tracking.auto_track import is_auto_tracked
+
+        if not is_auto_tracked(flow_run_id):  # auto-tracked runs are ended by the tracker
+            _install_end_hooks(ctx.flow)
     else:
         _install_task_flush_hook()
     return run_id
@@ -210,14 +257,19 @@ def _bind(client: TrackingClient, flow_run_id: str, experiment: str | None) -> s
 
 def _create_bound_run(client: TrackingClient, flow_run_id: str, experiment: str | None) -> str:
     flow_run, flow_name, parameters = _flow_run_details(flow_run_id)
-    parent_flow_run_id = _parent_flow_run_id(flow_run)
+    details = _details.get(flow_run_id)
+    if details is not None and details.parent_known:
+        parent_flow_run_id = details.parent_flow_run_id
+    else:
+        parent_flow_run_id = _parent_flow_run_id(flow_run)
     parent_run_id = bound_run_id(client, parent_flow_run_id, None) if parent_flow_run_id else None
     exp = client.get_or_create_experiment(experiment or flow_name)
+    start_ms = details.start_ms if details is not None else None
     try:
         run = client.create_run(
             exp.experiment_id,
             run_name=flow_run.name,
-            start_time=_start_ms(flow_run),
+            start_time=start_ms if start_ms is not None else _start_ms(flow_run),
             tags=prefect_tags(flow_run, flow_name),
             parent_run_id=parent_run_id,
             prefect_flow_run_id=flow_run_id,
@@ -281,19 +333,25 @@ def finish_bound_run(
     status: RunStatus,
     message: str | None,
     steps: list[dict[str, Any]] | None = None,
+    *,
+    tags: Mapping[str, str] | None = None,
+    texts: Mapping[str, str] | None = None,
+    files: Mapping[str, Any] | None = None,
 ) -> None:
-    """End the run bound to ``flow_run_id`` and publish its summary to the flow run."""
+    """End the run bound to ``flow_run_id`` (with final ``tags`` and artifacts: ``texts`` and
+    local ``files`` by artifact path, all in one transaction) and publish its summary."""
     run_id = _bound.get(flow_run_id)
     if run_id is None:
         return
     try:
-        client.flush()
+        final_tags = dict(tags or {})
         if status is RunStatus.FAILED and message:
-            client.set_tag(run_id, ERROR_TAG, message[:8000])
-        client.set_terminated(run_id, status)
+            final_tags[ERROR_TAG] = message[:8000]
+        client._end_run(run_id, status, tags=final_tags, texts=texts, files=files)
     finally:
         with _bind_lock:
             _bound.pop(flow_run_id, None)
+            _details.pop(flow_run_id, None)
     try:
         from prefect_mlops.tracking.prefect_ui import publish_run_summary
 
@@ -305,3 +363,4 @@ def finish_bound_run(
 def forget_bindings() -> None:
     with _bind_lock:
         _bound.clear()
+        _details.clear()

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from prefect_mlops.core.ids import now_ms
 from prefect_mlops.tracking.entities import RunInfo, RunStatus, RunTag
 from prefect_mlops.tracking.prefect_binding import STATE_TO_STATUS
 
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger("prefect_mlops.reconcile")
 
 RECONCILED_TAG = "mlops.reconciled_from"
+
+#: A flow run that ended normally is left alone this long: its own process finalises its run
+#: moments after Prefect records the final state (a crash is settled at once).
+FINALISE_GRACE_MS = 15_000
 
 
 def prefect_api_configured() -> bool:
@@ -57,6 +62,9 @@ def reconcile_runs(
         state_type, state_name, end_ms = found
         status = STATE_TO_STATUS.get(state_type)
         if status is None:
+            continue
+        recent = end_ms is not None and now_ms() - end_ms < FINALISE_GRACE_MS
+        if recent and state_type != "CRASHED":
             continue
         if client.store.update_run(
             info.run_id, status=status, end_time=end_ms, only_if_status=RunStatus.RUNNING

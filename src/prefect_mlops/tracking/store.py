@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any, TypeVar
 
@@ -692,9 +692,54 @@ class SqlTrackingStore:
 
     # -- artifacts --------------------------------------------------------------------------
 
-    def record_artifact(self, run_id: str, path: str, size: int, sha256: str) -> None:
+    def end_run(
+        self,
+        run_id: str,
+        status: RunStatus,
+        end_time: int,
+        *,
+        tags: Mapping[str, str] | None = None,
+        artifacts: Sequence[FileInfo] = (),
+    ) -> None:
+        """Set final ``tags``, record ``artifacts`` (already stored) and end the run with
+        ``status``: one transaction, so a run is never seen ended without them."""
+        tag_rows = [{"run_id": run_id, "key": k, "value": v} for k, v in (tags or {}).items()]
+        tag_stmt = self._insert(t.tags)
+        tag_stmt = tag_stmt.on_conflict_do_update(
+            index_elements=[t.tags.c.run_id, t.tags.c.key], set_={"value": tag_stmt.excluded.value}
+        )
+        created = now_ms()
+        artifact_rows = [
+            {
+                "run_id": run_id,
+                "path": f.path,
+                "size": f.file_size,
+                "sha256": f.sha256,
+                "created_time": created,
+            }
+            for f in artifacts
+        ]
+        update = (
+            t.runs.update()
+            .where(t.runs.c.run_id == run_id)
+            .values(status=status.value, end_time=end_time)
+        )
+
+        def do(conn: Connection) -> None:
+            if tag_rows:
+                conn.execute(tag_stmt, tag_rows)
+            if artifact_rows:
+                conn.execute(self._artifact_upsert(), artifact_rows)
+            if not conn.execute(update).rowcount:
+                raise NotFound(f"No run with id {run_id!r}.")
+            if tag_rows:
+                self._refresh_search_docs(conn, [run_id])
+
+        self._write(do)
+
+    def _artifact_upsert(self) -> Any:
         stmt = self._insert(t.artifacts)
-        stmt = stmt.on_conflict_do_update(
+        return stmt.on_conflict_do_update(
             index_elements=[t.artifacts.c.run_id, t.artifacts.c.path],
             set_={
                 "size": stmt.excluded.size,
@@ -702,6 +747,9 @@ class SqlTrackingStore:
                 "created_time": stmt.excluded.created_time,
             },
         )
+
+    def record_artifact(self, run_id: str, path: str, size: int, sha256: str) -> None:
+        stmt = self._artifact_upsert()
         row = {
             "run_id": run_id,
             "path": path,

@@ -28,6 +28,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,22 @@ MB = 1024 * 1024
 DEFAULT_INTERVAL = 5.0
 PREFIX = "system/"
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+@dataclass(frozen=True)
+class Counters:
+    """Cumulative machine counters at one moment: rates and CPU use are the differences
+    between two of these over the time between them."""
+
+    time: float
+    cpu: tuple[float, float] | None  # (busy, total) CPU seconds of the whole machine
+    disk: tuple[int, int] | None  # bytes read, written
+    net: tuple[int, int] | None  # bytes sent, received
+
+
+def read_counters() -> Counters:
+    """The machine's counters now (a fraction of a millisecond: /proc reads only)."""
+    return Counters(time.monotonic(), _cpu(), _disk(), _net())
 
 
 def _load_nvml(nvml: Any = None) -> Any:
@@ -108,7 +125,9 @@ class SystemSampler:
     failure handling can be tested without a GPU; real code leaves it ``None``.
 
     The first sample is taken one interval after `start` (rates need two readings); `stop` takes
-    no final sample. `sample` takes one at any time, from any thread.
+    no final sample. `sample` takes one at any time, from any thread; `sample_once` does so
+    without a thread, GPUs included (a run shorter than one interval). ``baseline`` (from
+    `read_counters`) is where rates and CPU use start from: by default, `start`.
     """
 
     def __init__(
@@ -119,6 +138,7 @@ class SystemSampler:
         *,
         gpus: bool = True,
         nvml: Any = None,
+        baseline: Counters | None = None,
     ) -> None:
         if interval is None:
             settings = getattr(client, "settings", None)
@@ -144,9 +164,7 @@ class SystemSampler:
         # process of ours, where psutil's children() reads the stat file of every process.
         pid = self._process.pid
         self._proc_children = os.path.exists(f"/proc/{pid}/task/{pid}/children")
-        self._last_time = 0.0
-        self._last_disk: tuple[int, int] | None = None
-        self._last_net: tuple[int, int] | None = None
+        self._last: Counters | None = baseline
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -174,7 +192,8 @@ class SystemSampler:
             self.client._require_writable(self.run_id)  # fail here, not in the thread
             if self.gpus:
                 self._open_gpus()
-            self._prime()
+            if self._last is None:
+                self._last = read_counters()
             self._thread = threading.Thread(
                 target=self._loop, name=f"prefect-mlops-telemetry-{self.run_id[:8]}", daemon=True
             )
@@ -222,13 +241,7 @@ class SystemSampler:
         if not self._handles:
             logger.debug("NVML found no GPU: logging CPU and system metrics only.")
 
-    def _prime(self) -> None:
-        self._last_time = time.monotonic()
-        self._last_disk = _disk()
-        self._last_net = _net()
-
     def _loop(self) -> None:
-        psutil.cpu_percent(None)  # per thread in psutil: the first call sets this thread's base
         while not self._stop.wait(self.interval):
             try:
                 self.sample()
@@ -253,21 +266,35 @@ class SystemSampler:
             self._step += 1
             return values
 
+    def sample_once(self) -> dict[str, float]:
+        """One sample without the thread: GPUs are opened for it and closed again."""
+        with self._state_lock:
+            opened = self.gpus and self._nvml is None and not self._stop.is_set()
+            if opened:
+                self._open_gpus()
+            try:
+                return self.sample()
+            finally:
+                if opened and self._nvml is not None:
+                    with self._lock:
+                        _shutdown(self._nvml)
+                        self._nvml, self._handles = None, []
+
     def _read(self) -> dict[str, float]:
-        now = time.monotonic()
-        elapsed = max(now - self._last_time, 1e-9)
-        self._last_time = now
+        now, before = read_counters(), self._last
+        self._last = now
         memory = psutil.virtual_memory()
         values = {
-            f"{PREFIX}cpu_percent": psutil.cpu_percent(None),
             f"{PREFIX}memory_used_mb": memory.used / MB,
             f"{PREFIX}memory_percent": memory.percent,
             f"{PREFIX}process_rss_mb": self._rss() / MB,
         }
-        disk, net = _disk(), _net()
-        values.update(_rates(disk, self._last_disk, elapsed, "disk_read", "disk_write"))
-        values.update(_rates(net, self._last_net, elapsed, "net_sent", "net_recv"))
-        self._last_disk, self._last_net = disk, net
+        if before is not None:
+            if now.cpu is not None and before.cpu is not None:
+                values[f"{PREFIX}cpu_percent"] = _cpu_percent(now.cpu, before.cpu)
+            elapsed = max(now.time - before.time, 1e-9)
+            values.update(_rates(now.disk, before.disk, elapsed, "disk_read", "disk_write"))
+            values.update(_rates(now.net, before.net, elapsed, "net_sent", "net_recv"))
         if self._handles:
             values.update(self._read_gpus())
         return values
@@ -361,12 +388,53 @@ def _proc_tree_rss(pid: int) -> int:
     return total
 
 
+def _cpu() -> tuple[float, float] | None:
+    """(busy, total) CPU seconds of the machine since boot, as psutil's cpu_percent counts
+    them (idle and I/O wait are not busy; guest time is already inside user time)."""
+    try:
+        times = psutil.cpu_times()
+    except Exception:
+        return None
+    total = sum(times)
+    total -= getattr(times, "guest", 0.0) + getattr(times, "guest_nice", 0.0)
+    idle = times.idle + getattr(times, "iowait", 0.0)
+    return total - idle, total
+
+
+def _cpu_percent(now: tuple[float, float], before: tuple[float, float]) -> float:
+    """Busy share of the machine's CPU time between two readings, 0-100 (0 when no clock
+    tick passed between them, as psutil does)."""
+    total = now[1] - before[1]
+    if total <= 0:
+        return 0.0
+    return round(min(max((now[0] - before[0]) / total, 0.0), 1.0) * 100, 1)
+
+
+_SYS_BLOCK = os.path.isdir("/sys/block")
+_whole_disks: dict[str, bool] = {}  # device name -> whether it is a whole disk (not a partition)
+
+
+def _is_whole_disk(name: str) -> bool:
+    """Partitions and whole disks both appear in /proc/diskstats: summing only whole disks
+    counts each byte once (psutil's own rule, cached here: it costs a stat per device)."""
+    known = _whole_disks.get(name)
+    if known is None:
+        known = _whole_disks[name] = os.path.exists(f"/sys/block/{name.replace('/', '!')}")
+    return known
+
+
 def _disk() -> tuple[int, int] | None:
     try:
-        counters = psutil.disk_io_counters()
+        per_disk = psutil.disk_io_counters(perdisk=True)
     except Exception:  # no /proc/diskstats in some sandboxes
         return None
-    return None if counters is None else (counters.read_bytes, counters.write_bytes)
+    if not per_disk:
+        return None
+    if _SYS_BLOCK:
+        per_disk = {name: c for name, c in per_disk.items() if _is_whole_disk(name)}
+    read = sum(c.read_bytes for c in per_disk.values())
+    written = sum(c.write_bytes for c in per_disk.values())
+    return read, written
 
 
 def _net() -> tuple[int, int] | None:

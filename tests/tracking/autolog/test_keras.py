@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,13 @@ import prefect_mlops as mlops
 from prefect_mlops import RunStatus, TrackingClient
 from prefect_mlops.tracking.autolog import AutologConfig, installed
 from prefect_mlops.tracking.autolog import keras as keras_autolog
+
+# Keras imports absl, whose log handler takes sys.stderr at import (here: pytest's capture) and
+# closes it when logging is reconfigured (Prefect does) at a moment sys.stderr is another stream
+# (a CLI test's runner): that would close pytest's capture under later tests.
+_absl = sys.modules.get("absl.logging")
+if _absl is not None:
+    _absl.get_absl_handler().python_handler.setStream(sys.__stderr__)
 
 FRAMEWORKS = ["keras"]
 
