@@ -448,3 +448,44 @@ def test_in_process_subflow_nests_from_context_without_trace_labels(
         for flow_run_id in (outer_id, inner_id):
             labels = prefect.read_flow_run(flow_run_id).labels
             assert not any("TRACEPARENT" in key.upper() for key in labels), labels
+
+
+TERMINATED = textwrap.dedent(
+    """
+    import time
+    from prefect import flow
+
+    @flow(name="terminated")
+    def terminated():
+        print("READY", flush=True)
+        time.sleep(120)
+
+    terminated()
+    """
+)
+
+
+def test_untouched_flow_terminated_early_ends_killed_by_its_own_process(
+    mlops_home: Path, tmp_path: Path
+) -> None:
+    """SIGTERM before the run would have been created: Prefect marks the flow run Crashed
+    and kills the process right after, so the run is created and ended in the flow's thread."""
+    (tmp_path / "terminated.py").write_text(TERMINATED)
+    proc = subprocess.Popen(
+        [sys.executable, "terminated.py"],
+        cwd=tmp_path,
+        env=plugin_env(mlops_home),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "READY" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) != 0
+    run = only_run()
+    assert run.info.status is RunStatus.KILLED
+    assert "mlops.reconciled_from" not in run.data.tags  # ended by its own process
+    assert "READY" in artifact_text(run.info.run_id, "console.log")
+    assert run.data.tags["python.version"] == ".".join(map(str, sys.version_info[:3]))

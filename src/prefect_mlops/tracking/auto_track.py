@@ -208,7 +208,12 @@ class FlowRunTracker(SpanProcessor):
             tracked.remembered = _remember(tracked)
         state_type, _, message = _last_state(span)
         status = STATE_TO_STATUS.get(state_type or "", RunStatus.FINISHED)
-        pending.submit(self._finish, tracked, status, message, console_path)
+        if status is RunStatus.KILLED:
+            # Crashed or cancelled: on SIGTERM Prefect kills this process right after this
+            # span ends, so a background thread would die with it. Finish here.
+            self._finish(tracked, status, message, console_path)
+        else:
+            pending.submit(self._finish, tracked, status, message, console_path)
 
     def _finish(
         self, tracked: _Tracked, status: RunStatus, message: str | None, console_path: Any
