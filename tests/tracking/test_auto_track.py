@@ -340,15 +340,9 @@ KILLED = textwrap.dedent(
 )
 
 
-def test_watchdog_crashes_sigkilled_script_and_run_follows(
-    mlops_home: Path, tmp_path: Path
-) -> None:
-    from prefect_mlops.cli.setup import create_watchdog
-    from prefect_mlops.tracking.reconcile import reconcile_runs
-
-    create_watchdog(within_seconds=35)
+def start_doomed(tmp_path: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """The untouched flow above in its own process, once it is running its body."""
     (tmp_path / "doomed.py").write_text(KILLED)
-    env = plugin_env(mlops_home, PREFECT_FLOWS_HEARTBEAT_FREQUENCY="30")
     proc = subprocess.Popen(
         [sys.executable, "doomed.py"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True
     )
@@ -356,6 +350,17 @@ def test_watchdog_crashes_sigkilled_script_and_run_follows(
     for line in proc.stdout:
         if "READY" in line:
             break
+    return proc
+
+
+def test_watchdog_crashes_sigkilled_script_and_run_follows(
+    mlops_home: Path, tmp_path: Path
+) -> None:
+    from prefect_mlops.cli.setup import create_watchdog
+    from prefect_mlops.tracking.reconcile import reconcile_runs
+
+    create_watchdog(within_seconds=35)
+    proc = start_doomed(tmp_path, plugin_env(mlops_home, PREFECT_FLOWS_HEARTBEAT_FREQUENCY="30"))
     deadline = time.monotonic() + 30  # a flow without tasks gets its run within seconds
     while not mlops.get_client().search_runs() and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -450,38 +455,12 @@ def test_in_process_subflow_nests_from_context_without_trace_labels(
             assert not any("TRACEPARENT" in key.upper() for key in labels), labels
 
 
-TERMINATED = textwrap.dedent(
-    """
-    import time
-    from prefect import flow
-
-    @flow(name="terminated")
-    def terminated():
-        print("READY", flush=True)
-        time.sleep(120)
-
-    terminated()
-    """
-)
-
-
 def test_untouched_flow_terminated_early_ends_killed_by_its_own_process(
     mlops_home: Path, tmp_path: Path
 ) -> None:
     """SIGTERM before the run would have been created: Prefect marks the flow run Crashed
     and kills the process right after, so the run is created and ended in the flow's thread."""
-    (tmp_path / "terminated.py").write_text(TERMINATED)
-    proc = subprocess.Popen(
-        [sys.executable, "terminated.py"],
-        cwd=tmp_path,
-        env=plugin_env(mlops_home),
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if "READY" in line:
-            break
+    proc = start_doomed(tmp_path, plugin_env(mlops_home))
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) != 0
     run = only_run()
