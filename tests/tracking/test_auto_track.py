@@ -432,6 +432,7 @@ def test_in_process_subflow_nests_from_context_without_trace_labels(
     try:
         mlops.autolog()
         outer_id, inner_id = outer(width=7)
+        returned_ms = int(time.time() * 1000)
     finally:
         mlops.autolog(disable=True)
     client = mlops.get_client()
@@ -443,7 +444,7 @@ def test_in_process_subflow_nests_from_context_without_trace_labels(
     assert outer_run.info.status is inner_run.info.status is RunStatus.FINISHED
     assert outer_run.info.start_time <= inner_run.info.start_time
     assert inner_run.info.end_time is not None and outer_run.info.end_time is not None
-    assert inner_run.info.end_time <= outer_run.info.end_time
+    assert inner_run.info.end_time <= outer_run.info.end_time <= returned_ms  # the flow's end
     steps = json.loads(artifact_text(outer_run.info.run_id, "prefect/task_runs.json"))
     assert [s["task"].split("-")[0] for s in steps] == ["bump"]
     assert steps[0]["state"] == "Completed"
@@ -468,3 +469,97 @@ def test_untouched_flow_terminated_early_ends_killed_by_its_own_process(
     assert "mlops.reconciled_from" not in run.data.tags  # ended by its own process
     assert "READY" in artifact_text(run.info.run_id, "console.log")
     assert run.data.tags["python.version"] == ".".join(map(str, sys.version_info[:3]))
+
+
+def test_retried_flow_is_finished_by_its_last_attempt(
+    mlops_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prefect ends a flow run's span after a failed attempt that will be retried; the run
+    must follow the last attempt (and land in the experiment set before the flow started)."""
+    from prefect import flow, task
+    from prefect.runtime import flow_run as current
+
+    attempts: list[int] = []
+
+    @task
+    def step(i: int) -> int:
+        return i
+
+    @flow(name="flaky", retries=1, retry_delay_seconds=0)
+    def flaky(fail_times: int) -> str:
+        attempts.append(step(len(attempts)))
+        if len(attempts) <= fail_times:
+            raise RuntimeError(f"attempt {len(attempts)} failed")
+        return str(current.id)
+
+    mlops.set_experiment("churn")
+    try:
+        mlops.autolog()
+        flow_run_id = flaky(fail_times=1)
+        state = flaky(fail_times=5, return_state=True)
+    finally:
+        mlops.autolog(disable=True)
+    client = mlops.get_client()
+    run = client.get_run_by_flow_run_id(flow_run_id)
+    assert run is not None and run.info.status is RunStatus.FINISHED
+    assert client.get_experiment(run.info.experiment_id).name == "churn"
+    steps = json.loads(artifact_text(run.info.run_id, "prefect/task_runs.json"))
+    assert [s["state"] for s in steps] == ["Completed", "Completed"]  # both attempts
+    failed = client.get_run_by_flow_run_id(str(state.state_details.flow_run_id))
+    assert failed is not None and failed.info.status is RunStatus.FAILED
+    assert "attempt 4 failed" in failed.data.tags["mlops.error"]
+
+
+def test_run_is_ended_even_when_its_final_write_fails(
+    mlops_home: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from prefect import flow
+    from prefect.runtime import flow_run as current
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError("artifact store full")
+
+    monkeypatch.setattr(mlops.TrackingClient, "_end_run", broken)
+
+    @flow(name="unlucky")
+    def unlucky() -> str:
+        return str(current.id)
+
+    try:
+        mlops.autolog()
+        flow_run_id = unlucky()
+    finally:
+        mlops.autolog(disable=True)
+    run = mlops.get_client().get_run_by_flow_run_id(flow_run_id)
+    assert run is not None and run.info.status is RunStatus.FINISHED
+    assert "artifact store full" in caplog.text
+
+
+def test_our_spans_never_propagate_a_trace_context() -> None:
+    """A flow run that arrives with a trace id (a traceparent label) gives our span a valid
+    trace id and span id 0: nothing may be injected for it, while real spans still are."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import Decision, StaticSampler
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    from prefect_mlops.tracking.auto_track import _NoTraceContext, _ValidContextOnly
+
+    w3c = TraceContextTextMapPropagator()
+    propagator = _ValidContextOnly(w3c)
+    incoming = w3c.extract({"traceparent": f"00-{'a' * 32}-{'b' * 16}-01"})
+    ours = TracerProvider(
+        sampler=StaticSampler(Decision.RECORD_ONLY), id_generator=_NoTraceContext()
+    ).get_tracer("t")
+    span = ours.start_span("flow", context=incoming)
+    assert span.is_recording() and span.get_span_context().trace_id == int("a" * 32, 16)
+    carrier: dict[str, str] = {}
+    propagator.inject(carrier, trace.set_span_in_context(span))
+    assert carrier == {}
+    w3c.inject(carrier, trace.set_span_in_context(span))
+    assert carrier  # what Prefect would have saved without the wrapper
+    real = TracerProvider().get_tracer("t").start_span("real", context=incoming)
+    carrier = {}
+    propagator.inject(carrier, trace.set_span_in_context(real))
+    assert carrier["traceparent"].startswith(f"00-{'a' * 32}-")
+    assert propagator.fields == w3c.fields

@@ -93,3 +93,49 @@ def test_credentials_stripped_from_remote_urls() -> None:
         capture.strip_credentials("https://u:p@host.example/a.git") == "https://host.example/a.git"
     )
     assert capture.strip_credentials("git@host.example:org/a.git") == "git@host.example:org/a.git"
+
+
+def test_a_tee_kept_after_stop_never_writes_to_a_reused_descriptor(tmp_path: Path) -> None:
+    import io
+
+    read_end, write_end = os.pipe()  # what will take the capture's descriptor number
+    original = io.StringIO()
+    saved_stdout = sys.stdout
+    sys.stdout = original  # a replaced stdout (as a notebook has) gets a tee
+    try:
+        console = ConsoleCapture()
+        console.start()
+        tee = sys.stdout
+        old_fd = console._write_fd
+        console.stop()
+    finally:
+        sys.stdout = saved_stdout
+    with pytest.raises(OSError):
+        os.fstat(old_fd)  # closed by stop(), free for reuse
+    os.dup2(write_end, old_fd)  # the number is reused by something else now
+    os.close(write_end)
+    try:
+        tee.write("late line\n")  # e.g. a log handler created during the run
+        os.close(old_fd)
+        assert os.read(read_end, 100) == b""
+    finally:
+        os.close(read_end)
+    assert original.getvalue().endswith("late line\n")
+
+
+def test_a_child_holding_the_pipe_keeps_the_reader_and_its_descriptors(tmp_path: Path) -> None:
+    console = ConsoleCapture()
+    console.start()
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(1.5); print('child done', flush=True)"]
+    )
+    try:
+        path = console.stop(timeout=0.1)  # the child still holds fd 1: no EOF yet
+        assert console.active
+        terminal = console._saved[1]
+        os.fstat(terminal)  # still open: the reader forwards the child's output through it
+    finally:
+        child.wait(timeout=30)
+    console.join(timeout=30)
+    assert not console.active
+    assert path is not None and "child done" in path.read_text()

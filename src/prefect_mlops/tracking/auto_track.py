@@ -3,13 +3,15 @@
 An OpenTelemetry span processor sees Prefect's span for each flow run and task run start and
 end. At a flow run's start it begins console capture and reads the machine's counters; when its
 first task starts (or at its end) it keeps the flow's details from its context. The flow's
-thread never writes: the run is created by the first ``log_*`` call, by a timer once the flow
-has run for a while (so a flow killed later still has its run, with system telemetry from then
-on), or when the flow run ends. Then a background thread records where it ran (git,
-interpreter, packages, environment, argparse arguments), saves the console and the task runs as
-timed steps and ends the run with the flow run's final state in one transaction, so the flow
-call returns at once; reads in the same process wait for that thread, and the interpreter
-waits for it at exit.
+thread does no tracking-store work of its own: the run is created by a timer once the flow has
+run for a while (so a flow killed later still has its run, with system telemetry from then on),
+by a ``log_*`` call, or when the flow run ends. Then a background thread records where it ran
+(git, interpreter, packages, environment, argparse arguments), saves the console and the task
+runs as timed steps and ends the run with the flow run's final state in one transaction, so the
+flow call returns at once; reads in the same process wait for that thread, and the interpreter
+waits for it at exit. A crashed or cancelled flow run is finalised in its own thread instead
+(after SIGTERM Prefect ends the process at once), and a flow run that will be retried is
+finalised when its last attempt ends.
 """
 
 from __future__ import annotations
@@ -17,14 +19,25 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry.context import Context
+from opentelemetry.propagators.textmap import (
+    CarrierT,
+    Getter,
+    Setter,
+    TextMapPropagator,
+    default_getter,
+    default_setter,
+)
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import Decision, StaticSampler
 
+from prefect_mlops.core.ids import now_ms
 from prefect_mlops.tracking.entities import RunStatus
 from prefect_mlops.tracking.prefect_binding import STATE_TO_STATUS
 
@@ -32,6 +45,7 @@ logger = logging.getLogger("prefect_mlops.auto_track")
 
 #: A flow run still running after this many seconds gets its run (and telemetry) at once.
 BIND_AFTER_S = 2.0
+_FINAL_STATES = frozenset(STATE_TO_STATUS)
 
 _lock = threading.RLock()
 _installed = False
@@ -43,8 +57,10 @@ _last_args: dict[str, str] = {}
 class _Tracked:
     flow_run_id: str
     start_ms: int | None = None
+    experiment: str | None = None  # mlops.set_experiment(...) when the flow run started
     run_id: str | None = None
     remembered: bool = False  # its details are kept for creating the run off-thread
+    retrying: bool = False  # its span ended before a retry: end hooks finish it
     finishing: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
     timer: threading.Timer | None = None
@@ -57,6 +73,19 @@ class _Tracked:
 _flows: dict[str, _Tracked] = {}  # flow run id -> state
 _span_owner: dict[str, str] = {}  # run id -> flow run id (tracked flow runs and their tasks)
 _console_owner: str | None = None
+
+
+def _forget_after_fork() -> None:
+    """A forked child runs none of its parent's flow runs (and another thread of the parent
+    may have held the lock at the fork)."""
+    global _lock, _console_owner
+    _lock = threading.RLock()
+    _flows.clear()
+    _span_owner.clear()
+    _console_owner = None
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def is_auto_tracked(flow_run_id: str) -> bool:
@@ -142,8 +171,14 @@ class FlowRunTracker(SpanProcessor):
         parent_tracked = _flows.get(parent) if parent else None
         if parent_tracked is not None and not parent_tracked.remembered:
             parent_tracked.remembered = _remember(parent_tracked)
+        from prefect_mlops.tracking import fluent
+
         start = getattr(span, "start_time", None)
-        tracked = _Tracked(flow_run_id, start_ms=int(start // 1_000_000) if start else None)
+        tracked = _Tracked(
+            flow_run_id,
+            start_ms=int(start // 1_000_000) if start else None,
+            experiment=fluent._experiment_name,
+        )
         if settings.telemetry:
             from prefect_mlops.tracking.telemetry import read_counters
 
@@ -173,7 +208,7 @@ class FlowRunTracker(SpanProcessor):
                 if tracked.finishing:
                     return
                 client = fluent.get_client()
-                tracked.run_id = bound_run_id(client, tracked.flow_run_id, None)
+                tracked.run_id = bound_run_id(client, tracked.flow_run_id, tracked.experiment)
                 settings = get_settings()
                 if settings.telemetry:
                     from prefect_mlops.tracking.telemetry import SystemSampler
@@ -189,85 +224,145 @@ class FlowRunTracker(SpanProcessor):
             logger.warning("prefect-mlops could not create the run of a flow run: %r", exc)
 
     def _flow_ended(self, flow_run_id: str, span: Any) -> None:
-        """Restore the console at once; save everything and end the run in the background,
-        so the flow call returns without waiting (reads in this process wait instead)."""
-        global _console_owner
-        from prefect_mlops.tracking import pending
-
         tracked = _flows.get(flow_run_id)
         if tracked is None:
             return
-        if tracked.timer is not None:
-            tracked.timer.cancel()
-        console_path = None
-        if tracked.console is not None:
-            console_path = tracked.console.stop(wait=False)  # the finaliser waits instead
-            with _lock:
-                _console_owner = None
-        if not tracked.remembered:
-            tracked.remembered = _remember(tracked)
         state_type, _, message = _last_state(span)
-        status = STATE_TO_STATUS.get(state_type or "", RunStatus.FINISHED)
-        if status is RunStatus.KILLED:
-            # Crashed or cancelled: on SIGTERM Prefect kills this process right after this
-            # span ends, so a background thread would die with it. Finish here.
-            self._finish(tracked, status, message, console_path)
-        else:
-            pending.submit(self._finish, tracked, status, message, console_path)
+        if state_type not in _FINAL_STATES and _await_retry(tracked):
+            return
+        end = getattr(span, "end_time", None)
+        _end_flow(tracked, state_type, message, int(end // 1_000_000) if end else now_ms())
 
-    def _finish(
-        self, tracked: _Tracked, status: RunStatus, message: str | None, console_path: Any
-    ) -> None:
-        from prefect_mlops.core.settings import get_settings
-        from prefect_mlops.tracking import capture, fluent
-        from prefect_mlops.tracking.entities import Param
-        from prefect_mlops.tracking.prefect_binding import bound_run_id, finish_bound_run
 
+def _await_retry(tracked: _Tracked) -> bool:
+    """Prefect ends the span of a flow run that will be retried after its first failed
+    attempt (later attempts have none): finish from the flow's end hooks instead."""
+    from prefect_mlops.tracking.prefect_binding import _local_flow_context
+
+    ctx = _local_flow_context(tracked.flow_run_id)
+    if ctx is None or ctx.flow is None:
+        return False
+    for attr in (
+        "on_completion_hooks",
+        "on_failure_hooks",
+        "on_crashed_hooks",
+        "on_cancellation_hooks",
+    ):
+        hooks = getattr(ctx.flow, attr, None)
+        if hooks is not None and _retried_flow_ended not in hooks:
+            hooks.append(_retried_flow_ended)
+    tracked.retrying = True
+    return True
+
+
+def _retried_flow_ended(flow: Any, flow_run: Any, state: Any) -> None:
+    """Flow hook: the last attempt of a retried, auto-tracked flow run has ended."""
+    tracked = _flows.get(str(flow_run.id))
+    if tracked is None or not tracked.retrying:
+        return
+    tracked.retrying = False
+    state_type = getattr(state.type, "value", state.type)
+    _end_flow(tracked, str(state_type), state.message, now_ms())
+
+
+def _end_flow(tracked: _Tracked, state_type: str | None, message: str | None, end_ms: int) -> None:
+    """Restore the console; save everything and end the run in the background, so the flow
+    call returns without waiting (reads in this process wait instead)."""
+    global _console_owner
+    from prefect_mlops.tracking import pending
+
+    if tracked.timer is not None:
+        tracked.timer.cancel()
+    console_path = None
+    if tracked.console is not None:
+        console_path = tracked.console.stop(timeout=1.0)  # in order with what follows
+        with _lock:
+            if _console_owner == tracked.flow_run_id:
+                _console_owner = None
+    if not tracked.remembered:
+        tracked.remembered = _remember(tracked)
+    status = STATE_TO_STATUS.get(state_type or "", RunStatus.FINISHED)
+    if status is RunStatus.KILLED:
+        # Crashed or cancelled: on SIGTERM Prefect kills this process right after this
+        # span ends, so a background thread would die with it. Finish here.
+        _finish(tracked, status, message, console_path, end_ms)
+    else:
+        pending.submit(_finish, tracked, status, message, console_path, end_ms)
+
+
+def _finish(
+    tracked: _Tracked,
+    status: RunStatus,
+    message: str | None,
+    console_path: Any,
+    end_ms: int,
+) -> None:
+    from prefect_mlops.core.settings import get_settings
+    from prefect_mlops.tracking import capture, fluent
+    from prefect_mlops.tracking.prefect_binding import (
+        bound_run_id,
+        finish_bound_run,
+        forget_flow_run,
+    )
+
+    def attempt(what: str, step: Any) -> Any:
+        """One optional part of the finalisation: a failure loses that part only."""
         try:
-            with tracked.lock:  # after a timer that is creating the run right now
-                tracked.finishing = True
-            settings = get_settings()
-            if tracked.console is not None:
-                tracked.console.join()
-            client = fluent.get_client()
-            run_id = bound_run_id(client, tracked.flow_run_id, None)
-            sampler = tracked.sampler
-            if sampler is not None:
-                if sampler.samples == 0:  # a short run still gets one data point
-                    sampler.sample()
-                sampler.stop()
-            elif settings.telemetry:
-                from prefect_mlops.tracking.telemetry import SystemSampler
-
-                SystemSampler(client, run_id, baseline=tracked.baseline).sample_once()
-            info = capture.collect(settings)
-            texts = {f"environment/{name}": text for name, text in info.texts.items()}
-            if tracked.steps:
-                steps = sorted(tracked.steps, key=lambda s: s["start"])
-                texts["prefect/task_runs.json"] = json.dumps(steps, indent=2)
-            if _last_args and settings.capture_argparse:
-                _log_args(client, run_id, dict(_last_args), Param)
-            finish_bound_run(
-                client,
-                tracked.flow_run_id,
-                status,
-                message,
-                steps=tracked.steps,
-                tags=info.tags,
-                texts=texts,
-                files={"console.log": console_path} if console_path is not None else None,
-            )
+            return step()
         except Exception as exc:
-            logger.warning(
-                "prefect-mlops could not finish run of flow run %s: %r", tracked.flow_run_id, exc
+            logger.warning("prefect-mlops could not %s of flow run %s: %r", what, flow_run, exc)
+            return None
+
+    flow_run = tracked.flow_run_id
+    try:
+        with tracked.lock:  # after a timer that is creating the run right now
+            tracked.finishing = True
+        settings = get_settings()
+        if tracked.console is not None:
+            tracked.console.join(1.0 if status is RunStatus.KILLED else 10.0)
+        client = fluent.get_client()
+        run_id = bound_run_id(client, flow_run, tracked.experiment)
+        sampler = tracked.sampler
+        if sampler is not None:
+            if sampler.samples == 0:  # a short run still gets one data point
+                attempt("sample telemetry", sampler.sample)
+            attempt("stop telemetry", sampler.stop)
+        elif settings.telemetry:
+            from prefect_mlops.tracking.telemetry import SystemSampler
+
+            attempt(
+                "sample telemetry",
+                lambda: SystemSampler(client, run_id, baseline=tracked.baseline).sample_once(),
             )
-        finally:
-            with _lock:
-                _flows.pop(tracked.flow_run_id, None)
-            if tracked.console is not None:
-                tracked.console.join()
-            if console_path is not None:
-                console_path.unlink(missing_ok=True)
+        info = attempt("record the environment", lambda: capture.collect(settings))
+        texts = {f"environment/{name}": text for name, text in info.texts.items()} if info else {}
+        if tracked.steps:
+            steps = sorted(tracked.steps, key=lambda s: s["start"])
+            texts["prefect/task_runs.json"] = json.dumps(steps, indent=2)
+        if _last_args and settings.capture_argparse:
+            attempt("log argparse arguments", lambda: _log_args(client, run_id, dict(_last_args)))
+        finish_bound_run(
+            client,
+            flow_run,
+            status,
+            message,
+            steps=tracked.steps,
+            tags=info.tags if info else None,
+            texts=texts,
+            files={"console.log": console_path} if console_path is not None else None,
+            end_time=end_ms,
+        )
+    except Exception as exc:
+        logger.warning("prefect-mlops could not finish run of flow run %s: %r", flow_run, exc)
+    finally:
+        with _lock:
+            if _flows.get(flow_run) is tracked:
+                del _flows[flow_run]
+        forget_flow_run(flow_run)
+        if console_path is not None and tracked.console is not None:
+            tracked.console.join(0.0)
+            if not tracked.console.active:  # else the reader still writes it (a child holds
+                console_path.unlink(missing_ok=True)  # the pipe); it goes with its folder
                 console_path.parent.rmdir()
 
 
@@ -281,11 +376,12 @@ def _remember(tracked: _Tracked) -> bool:
         return False
 
 
-def _log_args(client: Any, run_id: str, args: dict[str, str], param_cls: Any) -> None:
+def _log_args(client: Any, run_id: str, args: dict[str, str]) -> None:
     from prefect_mlops.core.errors import MlopsError
+    from prefect_mlops.tracking.entities import Param
 
     try:
-        client.log_batch(run_id, params=[param_cls(f"args.{k}", v) for k, v in args.items()])
+        client.log_batch(run_id, params=[Param(f"args.{k}", v) for k, v in args.items()])
     except MlopsError as exc:
         logger.debug("argparse arguments not logged: %s", exc)
 
@@ -310,9 +406,8 @@ def _parse_known_args(self: argparse.ArgumentParser, *args: Any, **kwargs: Any) 
         tracked = _flows.get(flow_run_id) if flow_run_id else None
         if tracked is not None and tracked.run_id is not None:
             from prefect_mlops.tracking import fluent
-            from prefect_mlops.tracking.entities import Param
 
-            _log_args(fluent.get_client(), tracked.run_id, parsed, Param)
+            _log_args(fluent.get_client(), tracked.run_id, parsed)
     except Exception as exc:
         logger.debug("argparse capture failed: %r", exc)
     return result
@@ -327,6 +422,37 @@ class _NoTraceContext(IdGenerator):
 
     def generate_trace_id(self) -> int:
         return 0
+
+
+class _ValidContextOnly(TextMapPropagator):
+    """The global propagator, minus injecting the invalid contexts of our spans (a flow run
+    that arrives with a trace id of its own gives them a valid trace and span id 0)."""
+
+    def __init__(self, inner: TextMapPropagator) -> None:
+        self._inner = inner
+
+    def extract(
+        self,
+        carrier: CarrierT,
+        context: Context | None = None,
+        getter: Getter[CarrierT] = default_getter,
+    ) -> Context:
+        return self._inner.extract(carrier, context, getter)
+
+    def inject(
+        self,
+        carrier: CarrierT,
+        context: Context | None = None,
+        setter: Setter[CarrierT] = default_setter,
+    ) -> None:
+        from opentelemetry import trace
+
+        if trace.get_current_span(context).get_span_context().is_valid:
+            self._inner.inject(carrier, context, setter)
+
+    @property
+    def fields(self) -> set[str]:
+        return self._inner.fields
 
 
 def install_auto_tracking(enabled: bool = True) -> bool:
@@ -351,6 +477,9 @@ def install_auto_tracking(enabled: bool = True) -> bool:
                 sampler=StaticSampler(Decision.RECORD_ONLY), id_generator=_NoTraceContext()
             )
             trace.set_tracer_provider(provider)
+            from opentelemetry import propagate
+
+            propagate.set_global_textmap(_ValidContextOnly(propagate.get_global_textmap()))
             provider = trace.get_tracer_provider()
         if not hasattr(provider, "add_span_processor"):
             logger.warning("prefect-mlops: the OpenTelemetry tracer provider takes no processors")

@@ -256,6 +256,7 @@ class TrackingClient(RunSearchMixin):
         tags: Mapping[str, Any] | None = None,
         texts: Mapping[str, str] | None = None,
         files: Mapping[str, str | os.PathLike[str]] | None = None,
+        end_time: int | None = None,
     ) -> None:
         """Store ``texts`` and ``files`` as artifacts (artifact path -> content / local file),
         then set ``tags`` and end the run with ``status`` in one transaction: how a tracked
@@ -277,7 +278,7 @@ class TrackingClient(RunSearchMixin):
             size, digest = location.write_file(rel, path)
             stored.append(FileInfo(rel, False, size, digest))
         self.flush()
-        self.store.end_run(run_id, final, now_ms(), tags=clean_tags, artifacts=stored)
+        self.store.end_run(run_id, final, end_time or now_ms(), tags=clean_tags, artifacts=stored)
         if final.is_terminal:
             self._writable.discard(run_id)
 

@@ -28,6 +28,7 @@ class ConsoleCapture:
         self.truncated_lines = 0
         self._saved: dict[int, int] = {}
         self._streams: dict[str, object] = {}
+        self._tees: list[_Tee] = []
         self._thread: threading.Thread | None = None
         self._read_fd = -1
         self._write_fd = -1
@@ -56,15 +57,17 @@ class ConsoleCapture:
             stream = getattr(sys, name)
             if not _writes_to_fd(stream, target):
                 self._streams[name] = stream
-                setattr(sys, name, _Tee(stream, self._write_fd))
+                tee = _Tee(stream, self._write_fd)
+                self._tees.append(tee)
+                setattr(sys, name, tee)
         self._thread = threading.Thread(
             target=self._drain, name="prefect-mlops-console", daemon=True
         )
         self._thread.start()
 
-    def stop(self, wait: bool = True) -> Path | None:
-        """Restore fds 1 and 2 and return the file's path; the file is complete once
-        `join` returns (``wait=True`` joins here)."""
+    def stop(self, timeout: float = 10.0) -> Path | None:
+        """Restore fds 1 and 2, wait up to ``timeout`` seconds for the reader to write out
+        what is left, and return the file's path (complete once `join` returns)."""
         if not self.active:
             return self.path
         if self._write_fd >= 0:
@@ -73,6 +76,8 @@ class ConsoleCapture:
                     stream.flush()
                 except Exception:
                     pass
+            for tee in self._tees:
+                tee.detach()  # a log handler may still hold it: it must not write here
             for name, stream in self._streams.items():
                 setattr(sys, name, stream)
             self._streams.clear()
@@ -80,21 +85,19 @@ class ConsoleCapture:
                 os.dup2(saved, target)
             os.close(self._write_fd)  # the reader sees EOF once every copy is closed
             self._write_fd = -1
-        if wait:
-            self.join()
+        self.join(timeout)
         return self.path
 
     def join(self, timeout: float = 10.0) -> None:
-        """Wait for the reader to write out what is left (after `stop`). A child process
-        still holding the pipe open is waited for ``timeout`` seconds at most."""
+        """Wait (after `stop`) for the reader to write out what is left. A child process
+        still holding the pipe keeps the reader going after ``timeout``: it then closes its
+        own descriptors when the child lets go."""
         thread = self._thread
         if thread is None or self._write_fd >= 0:
             return
         thread.join(timeout=timeout)
-        for saved in self._saved.values():
-            os.close(saved)
-        self._saved.clear()
-        self._thread = None
+        if not thread.is_alive():
+            self._thread = None
 
     def _drain(self) -> None:
         terminal = self._saved.get(1, -1)
@@ -127,7 +130,10 @@ class ConsoleCapture:
                     pending = b""
             if pending and not dropping:
                 out.write(self._collapse(pending) + b"\n")
+        # The reader owns these: closed by the last one to use them, never while in use.
         os.close(self._read_fd)
+        for saved in self._saved.values():
+            os.close(saved)
 
     @staticmethod
     def _collapse(line: bytes) -> bytes:
@@ -152,12 +158,17 @@ class _Tee:
         self._original = original
         self._fd = fd
 
+    def detach(self) -> None:
+        """Stop writing into the pipe (its descriptor is closed; the number may be reused)."""
+        self._fd = -1
+
     def write(self, text: str) -> int:
         written = self._original.write(text)  # type: ignore[attr-defined]
-        try:
-            os.write(self._fd, text.encode("utf-8", "replace"))
-        except OSError:
-            pass
+        if self._fd >= 0:
+            try:
+                os.write(self._fd, text.encode("utf-8", "replace"))
+            except OSError:
+                pass
         return written
 
     def flush(self) -> None:

@@ -50,7 +50,7 @@ class FlowRunDetails:
 
     flow_run: Any
     flow_name: str
-    parameters: dict[str, Any]
+    parameters: dict[str, str]  # flattened when kept: the flow may change its objects later
     parent_flow_run_id: str | None
     parent_known: bool  # False: a subflow whose parent runs elsewhere (ask the API)
     start_ms: int | None
@@ -103,8 +103,9 @@ _shared_client: Any = None
 
 
 def _forget_shared_client() -> None:
-    global _shared_client
+    global _shared_client, _bind_lock
     _shared_client = None
+    _bind_lock = threading.RLock()  # another thread may have held it at the fork
 
 
 os.register_at_fork(after_in_child=_forget_shared_client)
@@ -150,7 +151,7 @@ def remember_flow_run(flow_run_id: str, start_ms: int | None = None) -> bool:
             parent, known = str(previous.flow_run.id), True
             break
     _details[flow_run_id] = FlowRunDetails(
-        ctx.flow_run, ctx.flow.name, dict(ctx.parameters or {}), parent, known, start_ms
+        ctx.flow_run, ctx.flow.name, flatten_params(ctx.parameters or {}), parent, known, start_ms
     )
     return True
 
@@ -262,7 +263,7 @@ def _create_bound_run(client: TrackingClient, flow_run_id: str, experiment: str 
         parent_flow_run_id = details.parent_flow_run_id
     else:
         parent_flow_run_id = _parent_flow_run_id(flow_run)
-    parent_run_id = bound_run_id(client, parent_flow_run_id, None) if parent_flow_run_id else None
+    parent_run_id = _parent_run_id(client, parent_flow_run_id) if parent_flow_run_id else None
     exp = client.get_or_create_experiment(experiment or flow_name)
     start_ms = details.start_ms if details is not None else None
     try:
@@ -280,6 +281,16 @@ def _create_bound_run(client: TrackingClient, flow_run_id: str, experiment: str 
         assert other is not None
         return other
     return run.info.run_id
+
+
+def _parent_run_id(client: TrackingClient, parent_flow_run_id: str) -> str:
+    """The parent flow run's run: bound here, else already in the store (a parent that has
+    been finalised is not bound again), else created now."""
+    return (
+        _bound.get(parent_flow_run_id)
+        or client.store.run_id_for_flow_run(parent_flow_run_id)
+        or bound_run_id(client, parent_flow_run_id, None)
+    )
 
 
 def _install_end_hooks(flow: Any) -> None:
@@ -337,9 +348,11 @@ def finish_bound_run(
     tags: Mapping[str, str] | None = None,
     texts: Mapping[str, str] | None = None,
     files: Mapping[str, Any] | None = None,
+    end_time: int | None = None,
 ) -> None:
     """End the run bound to ``flow_run_id`` (with final ``tags`` and artifacts: ``texts`` and
-    local ``files`` by artifact path, all in one transaction) and publish its summary."""
+    local ``files`` by artifact path, all in one transaction) and publish its summary. If
+    that write fails, the run is still ended, without them."""
     run_id = _bound.get(flow_run_id)
     if run_id is None:
         return
@@ -347,17 +360,28 @@ def finish_bound_run(
         final_tags = dict(tags or {})
         if status is RunStatus.FAILED and message:
             final_tags[ERROR_TAG] = message[:8000]
-        client._end_run(run_id, status, tags=final_tags, texts=texts, files=files)
+        try:
+            client._end_run(
+                run_id, status, tags=final_tags, texts=texts, files=files, end_time=end_time
+            )
+        except Exception as exc:
+            logger.warning("Run %s ended without its final tags and files: %r", run_id, exc)
+            client.set_terminated(run_id, status, end_time=end_time)
     finally:
-        with _bind_lock:
-            _bound.pop(flow_run_id, None)
-            _details.pop(flow_run_id, None)
+        forget_flow_run(flow_run_id)
     try:
         from prefect_mlops.tracking.prefect_ui import publish_run_summary
 
         publish_run_summary(client, run_id, flow_run_id, steps=steps)
     except Exception as exc:
         logger.warning("Could not publish the run summary to Prefect: %s", exc)
+
+
+def forget_flow_run(flow_run_id: str) -> None:
+    """Drop what this process keeps about ``flow_run_id`` (its run has ended)."""
+    with _bind_lock:
+        _bound.pop(flow_run_id, None)
+        _details.pop(flow_run_id, None)
 
 
 def forget_bindings() -> None:

@@ -60,7 +60,7 @@ class Counters:
 
 
 def read_counters() -> Counters:
-    """The machine's counters now (a fraction of a millisecond: /proc reads only)."""
+    """The machine's counters now (a fraction of a millisecond: counter reads only)."""
     return Counters(time.monotonic(), _cpu(), _disk(), _net())
 
 
