@@ -237,20 +237,12 @@ class FlowRunTracker(SpanProcessor):
 def _await_retry(tracked: _Tracked) -> bool:
     """Prefect ends the span of a flow run that will be retried after its first failed
     attempt (later attempts have none): finish from the flow's end hooks instead."""
-    from prefect_mlops.tracking.prefect_binding import _local_flow_context
+    from prefect_mlops.tracking.prefect_binding import _local_flow_context, install_end_hooks
 
     ctx = _local_flow_context(tracked.flow_run_id)
     if ctx is None or ctx.flow is None:
         return False
-    for attr in (
-        "on_completion_hooks",
-        "on_failure_hooks",
-        "on_crashed_hooks",
-        "on_cancellation_hooks",
-    ):
-        hooks = getattr(ctx.flow, attr, None)
-        if hooks is not None and _retried_flow_ended not in hooks:
-            hooks.append(_retried_flow_ended)
+    install_end_hooks(ctx.flow, _retried_flow_ended)
     tracked.retrying = True
     return True
 

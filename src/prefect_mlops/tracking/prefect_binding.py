@@ -250,7 +250,7 @@ def _bind(client: TrackingClient, flow_run_id: str, experiment: str | None) -> s
         from prefect_mlops.tracking.auto_track import is_auto_tracked
 
         if not is_auto_tracked(flow_run_id):  # auto-tracked runs are ended by the tracker
-            _install_end_hooks(ctx.flow)
+            install_end_hooks(ctx.flow)
     else:
         _install_task_flush_hook()
     return run_id
@@ -293,7 +293,10 @@ def _parent_run_id(client: TrackingClient, parent_flow_run_id: str) -> str:
     )
 
 
-def _install_end_hooks(flow: Any) -> None:
+def install_end_hooks(flow: Any, hook: Any = None) -> None:
+    """Call ``hook`` (default: `end_tracked_run`) when a run of ``flow`` ends, whatever its
+    final state (once: a hook already there is not added again)."""
+    hook = hook or end_tracked_run
     for attr in (
         "on_completion_hooks",
         "on_failure_hooks",
@@ -301,8 +304,8 @@ def _install_end_hooks(flow: Any) -> None:
         "on_cancellation_hooks",
     ):
         hooks = getattr(flow, attr, None)
-        if hooks is not None and end_tracked_run not in hooks:
-            hooks.append(end_tracked_run)
+        if hooks is not None and hook not in hooks:
+            hooks.append(hook)
 
 
 def _install_task_flush_hook() -> None:

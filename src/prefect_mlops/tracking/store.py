@@ -443,10 +443,7 @@ class SqlTrackingStore:
         if not tags:
             return
         rows = [{"run_id": run_id, "key": k, "value": v} for k, v in dict(tags).items()]
-        stmt = self._insert(t.tags)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[t.tags.c.run_id, t.tags.c.key], set_={"value": stmt.excluded.value}
-        )
+        stmt = self._tag_upsert()
 
         def do(conn: Connection) -> None:
             conn.execute(stmt, rows)
@@ -704,10 +701,6 @@ class SqlTrackingStore:
         """Set final ``tags``, record ``artifacts`` (already stored) and end the run with
         ``status``: one transaction, so a run is never seen ended without them."""
         tag_rows = [{"run_id": run_id, "key": k, "value": v} for k, v in (tags or {}).items()]
-        tag_stmt = self._insert(t.tags)
-        tag_stmt = tag_stmt.on_conflict_do_update(
-            index_elements=[t.tags.c.run_id, t.tags.c.key], set_={"value": tag_stmt.excluded.value}
-        )
         created = now_ms()
         artifact_rows = [
             {
@@ -727,7 +720,7 @@ class SqlTrackingStore:
 
         def do(conn: Connection) -> None:
             if tag_rows:
-                conn.execute(tag_stmt, tag_rows)
+                conn.execute(self._tag_upsert(), tag_rows)
             if artifact_rows:
                 conn.execute(self._artifact_upsert(), artifact_rows)
             if not conn.execute(update).rowcount:
@@ -736,6 +729,12 @@ class SqlTrackingStore:
                 self._refresh_search_docs(conn, [run_id])
 
         self._write(do)
+
+    def _tag_upsert(self) -> Any:
+        stmt = self._insert(t.tags)
+        return stmt.on_conflict_do_update(
+            index_elements=[t.tags.c.run_id, t.tags.c.key], set_={"value": stmt.excluded.value}
+        )
 
     def _artifact_upsert(self) -> Any:
         stmt = self._insert(t.artifacts)
