@@ -55,7 +55,7 @@ def _use_home(home: str) -> None:
 def overhead(home: str, rounds: int, window_s: float, interval_s: float) -> dict:
     _use_home(home)
     from prefect_mlops import TrackingClient
-    from prefect_mlops.tracking.telemetry import SystemSampler
+    from prefect_mlops.tracking.capture.telemetry import SystemSampler
 
     class TimedSampler(SystemSampler):
         """Adds up the CPU time of each sample in the thread that takes it."""
@@ -121,7 +121,7 @@ def overhead(home: str, rounds: int, window_s: float, interval_s: float) -> dict
 def sample_cost(home: str, samples: int) -> dict:
     _use_home(home)
     from prefect_mlops import TrackingClient
-    from prefect_mlops.tracking.telemetry import SystemSampler
+    from prefect_mlops.tracking.capture.telemetry import SystemSampler
 
     client = TrackingClient()
     run_id = client.create_run(client.get_or_create_experiment("bench").experiment_id).info.run_id

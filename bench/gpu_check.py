@@ -41,7 +41,7 @@ def say(text: str = "") -> None:
 
 def find_gpu() -> tuple[dict[str, Any] | None, str]:
     """(NVML's GPU 0, "") when NVML and PyTorch both see a GPU, else (None, why not)."""
-    from prefect_mlops.tracking.telemetry import gpu_inventory
+    from prefect_mlops.tracking.capture.telemetry import gpu_inventory
 
     gpus = gpu_inventory()
     if not gpus:
@@ -92,13 +92,13 @@ def run_flow(seconds: float, device: str, interval: float) -> tuple[str, dict[st
     from prefect import flow
 
     import prefect_mlops as mlops
-    from prefect_mlops.tracking.fluent import _current_run_id
-    from prefect_mlops.tracking.telemetry import SystemSampler
+    from prefect_mlops.tracking.capture.telemetry import SystemSampler
+    from prefect_mlops.tracking.fluent import current_run_id
 
     @flow(name="gpu-check")
     def gpu_check(seconds: float, device: str) -> tuple[str, dict[str, Any]]:
         mlops.log_param("device", device)
-        run_id = _current_run_id()
+        run_id = current_run_id()
         with SystemSampler(mlops.get_client(), run_id, interval=interval) as sampler:
             stats = train(seconds, device)
         stats["samples"] = sampler.samples

@@ -17,6 +17,7 @@ from prefect_mlops.core.errors import (
     StorageError,
 )
 from prefect_mlops.core.settings import Settings, get_settings
+from prefect_mlops.tracking import flow_runs as _flow_runs
 from prefect_mlops.tracking.autolog import autolog
 from prefect_mlops.tracking.client import TrackingClient
 from prefect_mlops.tracking.entities import (
@@ -74,6 +75,8 @@ from prefect_mlops.tracking.search.compare import RunComparison
 from prefect_mlops.tracking.search.grammar import InvalidFilter
 
 __version__ = "0.1.0"
+
+_flow_runs.register()  # the tracking core learns about Prefect flow runs through this seam
 
 __all__ = [
     "ActiveRun",

@@ -7,7 +7,7 @@ import math
 import xml.etree.ElementTree as ET
 
 from prefect_mlops.tracking.charts import downsample, line_chart_svg, svg_data_uri
-from prefect_mlops.tracking.prefect_ui import artifact_key
+from prefect_mlops.tracking.flow_runs.summary import artifact_key
 
 
 def test_downsample_keeps_extremes_and_bounds_size() -> None:

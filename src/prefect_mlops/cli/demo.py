@@ -11,7 +11,7 @@ from prefect import flow, task
 from prefect.runtime import flow_run as current_flow_run
 
 import prefect_mlops as mlops
-from prefect_mlops.cli.output import console
+from prefect_mlops.cli.output import console, print_run
 
 
 @task
@@ -86,22 +86,31 @@ def demo_train(
     return str(current_flow_run.id)
 
 
-def run_demo(epochs: int = 20) -> None:
-    from prefect_mlops.cli.main import runs_show
-
+def run_demo(epochs: int = 20, lr: float = 0.002, batch_size: int = 64) -> None:
     console.print(
         "[bold]Running the demo flow[/bold] (Prefect starts its own server if none is set)…"
     )
-    flow_run_id = demo_train(epochs=epochs)
+    flow_run_id = demo_train(lr=lr, epochs=epochs, batch_size=batch_size)
     run = mlops.get_client().get_run_by_flow_run_id(flow_run_id)
-    assert run is not None
+    if run is None:
+        raise mlops.NotFound(f"The demo's flow run {flow_run_id} has no tracked run.")
+    run_id = run.info.run_id
     console.rule("What was tracked")
-    runs_show(run.info.run_id, as_json=False)
+    print_run(mlops.get_client(), run_id)
     console.rule("Next")
-    console.print(
-        f"- this run again:        prefect-mlops runs show {run.info.run_id}\n"
-        "- all runs:              prefect-mlops runs list\n"
-        f"- a metric's history:    prefect-mlops runs history {run.info.run_id} val/acc\n"
-        "- in the Prefect UI:     prefect server start, then open "
-        f"http://127.0.0.1:4200/runs/flow-run/{flow_run_id} (Artifacts tab: summary and charts)"
+    url = run.data.tags.get("prefect.url")
+    ui = (
+        f"- in the Prefect UI (Artifacts tab: summary and charts): {url}"
+        if url
+        else "- in the Prefect UI: this ran on a temporary Prefect server, gone now. Start one "
+        "with `prefect server start`, `prefect config set "
+        "PREFECT_API_URL=http://127.0.0.1:4200/api`, and run the demo again: each run then "
+        "links to its flow run's page (Artifacts tab: summary and charts)."
     )
+    for line in (
+        f"- this run again: prefect-mlops runs show {run_id}",
+        "- all runs: prefect-mlops runs list",
+        f"- a metric's history: prefect-mlops runs history {run_id} val/acc",
+        ui,
+    ):
+        console.print(line, soft_wrap=True, highlight=False)

@@ -42,6 +42,13 @@ class Settings(BaseSettings):
             "a local folder or an fsspec URL (`s3://bucket/prefix`); default `<home>/artifacts`."
         ),
     )
+    experiment: str | None = Field(
+        default=None,
+        description=(
+            "Experiment of runs opened with `start_run` when none is given or chosen with "
+            "`set_experiment` (default 'Default'; a flow run's own run is in its flow's)."
+        ),
+    )
     flush_interval: float = Field(
         default=1.0,
         gt=0,

@@ -223,6 +223,49 @@ class TrackingClient(RunSearchMixin):
         run_id = self.store.run_id_for_flow_run(str(flow_run_id))
         return self.get_run(run_id) if run_id else None
 
+    # temporary contract shims
+    def get_run_info(self, run_id: str) -> Any:
+        return self.store.get_run_info(run_id)
+
+    def run_id_for_flow_run(self, flow_run_id: str) -> str | None:
+        return self.store.run_id_for_flow_run(flow_run_id)
+
+    def claim_run(self, run_id: str) -> None:
+        self._writable.add(run_id)
+
+    def resume_run(self, run_id: str) -> Run:
+        info = self.store.get_run_info(run_id)
+        if info.lifecycle_stage != "active":
+            raise InvalidInput(f"Run {run_id} is deleted; restore_run() it before resuming.")
+        if info.status is not RunStatus.RUNNING:
+            self.store.update_run(run_id, status=RunStatus.RUNNING)
+        self._writable.add(run_id)
+        return self.get_run(run_id)
+
+    def require_writable(self, run_id: str, *, tags_only: bool = False) -> None:
+        self._require_writable(run_id, tags_only=tags_only)
+
+    def settle_run(self, run_id: str, status: Any, end_time: Any, *, tags: Any) -> bool:
+        if self.store.update_run(
+            run_id, status=status, end_time=end_time, only_if_status=RunStatus.RUNNING
+        ):
+            self.store.set_tags(run_id, [RunTag(k, v) for k, v in tags.items()])
+            return True
+        return False
+
+    def list_running_bound_runs(self) -> Any:
+        return self.store.list_running_bound_runs()
+
+    def list_artifact_files(self, run_id: str, path: str = "") -> Any:
+        return self.store.artifact_files(run_id, path)
+
+    def list_histogram_keys(self, run_id: str) -> Any:
+        return self.store.list_histogram_keys(run_id)
+
+    def get_metric_histories(self, run_id: str, keys: Any) -> Any:
+        self.flush()
+        return self.store.get_metric_histories(run_id, keys)
+
     def _reconcile(self, runs: Sequence[Run]) -> bool:
         """Settle runs still RUNNING whose flow runs ended elsewhere; True if any changed."""
         stale = [
@@ -234,13 +277,24 @@ class TrackingClient(RunSearchMixin):
         ]
         if not stale or not self.settings.reconcile_on_read:
             return False
-        from prefect_mlops.tracking.reconcile import reconcile_runs
+        from prefect_mlops.tracking import runtime
 
-        return bool(reconcile_runs(self, stale, quiet=True))
+        settle = runtime.hooks.settle_stale_runs
+        return bool(settle and settle(self, stale))
 
     def set_terminated(
-        self, run_id: str, status: RunStatus | str = RunStatus.FINISHED, end_time: int | None = None
+        self,
+        run_id: str,
+        status: RunStatus | str = RunStatus.FINISHED,
+        end_time: int | None = None,
+        *,
+        tags: Any = None,
+        texts: Any = None,
+        files: Any = None,
     ) -> None:
+        if tags is not None or texts is not None or files is not None:
+            self._end_run(run_id, status, tags=tags, texts=texts, files=files, end_time=end_time)
+            return
         final = _as_status(status)
         self.store.get_run_info(run_id)
         self.flush()

@@ -19,6 +19,9 @@ from types import TracebackType
 from typing import Any, Literal
 
 from prefect_mlops.core.errors import InvalidInput, NotFound
+from prefect_mlops.core.lazy import Lazy
+from prefect_mlops.core.settings import get_settings
+from prefect_mlops.tracking import runtime
 from prefect_mlops.tracking.client import DEFAULT_EXPERIMENT, TrackingClient
 from prefect_mlops.tracking.entities import (
     Experiment,
@@ -34,12 +37,11 @@ from prefect_mlops.tracking.entities import (
     SavedSearch,
     ViewType,
 )
-from prefect_mlops.tracking.prefect_binding import bound_run_id, current_flow_run_id
 from prefect_mlops.tracking.search.compare import RunComparison
 
-_client: TrackingClient | None = None
-_client_lock = threading.Lock()
+_client: Lazy[TrackingClient] = Lazy(TrackingClient)
 _experiment_name: str | None = None
+_auto_run_exit_hook = False
 
 
 @dataclass
@@ -54,26 +56,37 @@ _stack_lock = threading.RLock()
 
 def get_client() -> TrackingClient:
     """The client the fluent API uses (built from settings on first use)."""
-    global _client
-    if _client is None:
-        with _client_lock:
-            if _client is None:
-                _client = TrackingClient()
-    return _client
+    return _client.get()
 
 
 def reset() -> None:
     """End open runs and forget the client, experiment and bindings (used by tests)."""
-    global _client, _experiment_name
-    from prefect_mlops.tracking.prefect_binding import forget_bindings
-
-    while _stack:
-        end_run()
-    if _client is not None:
-        _client.flush()
-    _client = None
+    global _experiment_name
+    _end_all_runs()
+    client = _client.reset()
+    if client is not None:
+        client.flush()
     _experiment_name = None
-    forget_bindings()
+    runtime.reset()
+
+
+def current_experiment_name() -> str | None:
+    """The experiment chosen with `set_experiment`, or None."""
+    return _experiment_name
+
+
+def _in_flow_run() -> str | None:
+    return runtime.hooks.current_flow_run_id()
+
+
+def _bound_run_id(flow_run_id: str, experiment: str | None) -> str:
+    bind = runtime.hooks.bound_run_id
+    if bind is None:
+        raise InvalidInput(
+            f"Flow run {flow_run_id} has no tracking integration registered; "
+            "import prefect_mlops to register it."
+        )
+    return bind(get_client(), flow_run_id, experiment)
 
 
 class ActiveRun:
@@ -109,7 +122,9 @@ class ActiveRun:
             status = RunStatus.KILLED
         else:
             status = RunStatus.FAILED
-        if any(f.run_id == self.run_id for f in _stack):
+        with _stack_lock:
+            active = any(f.run_id == self.run_id for f in _stack)
+        if active:
             end_run(status, run_id=self.run_id)
 
     def __repr__(self) -> str:
@@ -134,7 +149,7 @@ def set_experiment(
 
 def _resolve_experiment(experiment: str | None) -> Experiment:
     client = get_client()
-    name = experiment or _experiment_name or os.environ.get("PREFECT_MLOPS_EXPERIMENT")
+    name = experiment or _experiment_name or get_settings().experiment
     return client.get_or_create_experiment(name or DEFAULT_EXPERIMENT)
 
 
@@ -152,21 +167,14 @@ def start_run(
     Inside a Prefect flow the new run is nested under the flow's run. Outside one, starting a
     run while another is active needs ``nested=True``, as in MLflow.
     """
-    from prefect_mlops.tracking.autolog import install_pending
-
     client = get_client()
-    flow_run_id = current_flow_run_id()
-    install_pending()
+    flow_run_id = _in_flow_run()
+    runtime.run_starting()
     with _stack_lock:
         if run_id is not None:
-            info = client.store.get_run_info(run_id)
-            if info.lifecycle_stage != "active":
-                raise InvalidInput(f"Run {run_id} is deleted; restore_run() it before resuming.")
-            if info.status is not RunStatus.RUNNING:
-                client.store.update_run(run_id, status=RunStatus.RUNNING)
-            client._writable.add(run_id)
+            resumed = client.resume_run(run_id)
             _stack.append(_Frame(run_id, flow_run_id))
-            return ActiveRun(client.get_run(run_id))
+            return ActiveRun(resumed)
         parent = parent_run_id
         if parent is None:
             top = _stack[-1] if _stack else None
@@ -178,7 +186,7 @@ def start_run(
                     )
                 parent = top.run_id
             elif flow_run_id is not None:
-                parent = bound_run_id(client, flow_run_id, experiment or _experiment_name)
+                parent = _bound_run_id(flow_run_id, experiment or _experiment_name)
         exp = _resolve_experiment(experiment)
         all_tags = dict(tags or {})
         if description is not None:
@@ -208,27 +216,36 @@ def end_run(status: RunStatus | str = RunStatus.FINISHED, run_id: str | None = N
 
 def active_run() -> ActiveRun | None:
     """The run `log_*` calls go to right now, if there is one (never starts a run)."""
-    run_id = _current_run_id(create=False)
+    run_id = current_run_id(create=False)
     return ActiveRun(get_client().get_run(run_id)) if run_id else None
 
 
-def _current_run_id(create: bool = True) -> str:
-    flow_run_id = current_flow_run_id()
-    if _stack:
-        top = _stack[-1]
-        if top.flow_run_id == flow_run_id:
-            return top.run_id
+def current_run_id(create: bool = True) -> str:
+    """The id of the run `log_*` calls go to right now; with ``create`` (the default) a run is
+    started when there is none, ended at interpreter exit. Without, "" when there is none."""
+    global _auto_run_exit_hook
+    flow_run_id = _in_flow_run()
+    with _stack_lock:
+        top = _stack[-1] if _stack else None
+    if top is not None and top.flow_run_id == flow_run_id:
+        return top.run_id
     if flow_run_id is not None:
-        return bound_run_id(get_client(), flow_run_id, _experiment_name)
+        return _bound_run_id(flow_run_id, _experiment_name)
     if not create:
         return ""  # no active run
-    start_run()
-    atexit.register(_end_auto_run)
-    return _stack[-1].run_id
+    with _stack_lock:
+        started = start_run().run_id
+        if not _auto_run_exit_hook:
+            atexit.register(_end_all_runs)
+            _auto_run_exit_hook = True
+    return started
 
 
-def _end_auto_run() -> None:
-    while _stack:
+def _end_all_runs() -> None:
+    while True:
+        with _stack_lock:
+            if not _stack:
+                return
         end_run()
 
 
@@ -243,7 +260,7 @@ def log_metric(
     run_id: str | None = None,
 ) -> None:
     """Log one point; buffered, persisted within ``flush_interval`` seconds."""
-    get_client().log_metric(run_id or _current_run_id(), key, value, timestamp, step)
+    get_client().log_metric(run_id or current_run_id(), key, value, timestamp, step)
 
 
 def log_metrics(
@@ -253,63 +270,63 @@ def log_metrics(
     run_id: str | None = None,
 ) -> None:
     client = get_client()
-    rid = run_id or _current_run_id()
+    rid = run_id or current_run_id()
     for key, value in metrics.items():
         client.log_metric(rid, key, value, timestamp, step)
 
 
 def log_param(key: str, value: Any) -> Any:
-    get_client().log_param(_current_run_id(), key, value)
+    get_client().log_param(current_run_id(), key, value)
     return value
 
 
 def log_params(params: Mapping[str, Any]) -> None:
-    get_client().log_batch(_current_run_id(), params=[Param(k, v) for k, v in params.items()])
+    get_client().log_batch(current_run_id(), params=[Param(k, v) for k, v in params.items()])
 
 
 def set_tag(key: str, value: Any) -> None:
-    get_client().set_tag(_current_run_id(), key, value)
+    get_client().set_tag(current_run_id(), key, value)
 
 
 def set_tags(tags: Mapping[str, Any]) -> None:
-    get_client().log_batch(_current_run_id(), tags=[RunTag(k, v) for k, v in tags.items()])
+    get_client().log_batch(current_run_id(), tags=[RunTag(k, v) for k, v in tags.items()])
 
 
 def log_histogram(
     key: str, values: Any, step: int | None = None, bins: int | Sequence[float] = 30
 ) -> Histogram:
     """Store the bucket counts of ``values`` at ``step`` (ClearML-style histograms)."""
-    return get_client().log_histogram(_current_run_id(), key, values, step=step, bins=bins)
+    return get_client().log_histogram(current_run_id(), key, values, step=step, bins=bins)
 
 
 def log_artifact(local_path: str | os.PathLike[str], artifact_path: str | None = None) -> FileInfo:
-    return get_client().log_artifact(_current_run_id(), local_path, artifact_path)
+    return get_client().log_artifact(current_run_id(), local_path, artifact_path)
 
 
 def log_artifacts(
     local_dir: str | os.PathLike[str], artifact_path: str | None = None
 ) -> list[FileInfo]:
-    return get_client().log_artifacts(_current_run_id(), local_dir, artifact_path)
+    return get_client().log_artifacts(current_run_id(), local_dir, artifact_path)
 
 
 def log_text(text: str, artifact_file: str) -> FileInfo:
-    return get_client().log_text(_current_run_id(), text, artifact_file)
+    return get_client().log_text(current_run_id(), text, artifact_file)
 
 
 def log_dict(dictionary: Any, artifact_file: str) -> FileInfo:
-    return get_client().log_dict(_current_run_id(), dictionary, artifact_file)
+    return get_client().log_dict(current_run_id(), dictionary, artifact_file)
 
 
 def log_table(data: Any, artifact_file: str) -> FileInfo:
-    return get_client().log_table(_current_run_id(), data, artifact_file)
+    return get_client().log_table(current_run_id(), data, artifact_file)
 
 
 def log_image(image: Any, artifact_file: str) -> FileInfo:
-    return get_client().log_image(_current_run_id(), image, artifact_file)
+    return get_client().log_image(current_run_id(), image, artifact_file)
 
 
 def log_figure(figure: Any, artifact_file: str) -> FileInfo:
-    return get_client().log_figure(_current_run_id(), figure, artifact_file)
+    return get_client().log_figure(current_run_id(), figure, artifact_file)
 
 
 def flush() -> None:
@@ -406,8 +423,8 @@ def list_saved_searches() -> list[SavedSearch]:
 
 
 def compare_runs(run_ids: Sequence[str], publish: bool = False) -> RunComparison:
-    """Runs side by side; ``publish=True`` inside a flow adds the report, with an overlaid
-    chart per metric, to the flow run's Artifacts tab."""
+    """Runs side by side; ``publish=True`` inside a flow or task adds the report, with an
+    overlaid chart per metric, to the flow run's Artifacts tab (outside one it refuses)."""
     client = get_client()
     comparison = client.compare_runs(run_ids)
     if publish:

@@ -8,6 +8,8 @@ import logging
 from typing import Any
 
 from prefect_mlops.core.settings import get_settings
+from prefect_mlops.tracking.autolog import autolog
+from prefect_mlops.tracking.flow_runs.auto_track import install_auto_tracking
 
 PREFECT_PLUGIN_API_REQUIRES = ">=0.1,<1"
 
@@ -23,9 +25,6 @@ def setup_environment(*, ctx: Any) -> None:
     """Install the flow-run tracker when auto-tracking is enabled; returns no environment."""
     if not get_settings().auto_track:
         return None
-    from prefect_mlops.tracking.auto_track import install_auto_tracking
-    from prefect_mlops.tracking.autolog import autolog
-
     install_auto_tracking()
     try:
         autolog()

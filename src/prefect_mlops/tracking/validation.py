@@ -6,6 +6,7 @@ import math
 import operator
 import posixpath
 import re
+import unicodedata
 
 from prefect_mlops.core.errors import InvalidInput
 
@@ -37,6 +38,13 @@ def validate_key(key: object, kind: str = "metric") -> str:
         raise InvalidInput(
             f"{kind} key {key!r} contains {''.join(bad)!r}; keys may only contain letters, "
             "digits, '_', '-', '.', '/' and spaces."
+        )
+    normal = posixpath.normpath(key)
+    if normal != key or normal == "." or normal.startswith(("..", "/")):
+        raise InvalidInput(
+            f"{kind} key {key!r} reads as a path that resolves to {normal!r}; keys may be "
+            "stored as file names, so use one without '..', '.', leading, trailing or "
+            "doubled '/' segments (e.g. 'val/loss')."
         )
     if len(_valid_keys) < 100_000:
         _valid_keys.add(key)
@@ -101,6 +109,13 @@ def validate_name(name: object, kind: str, limit: int) -> str:
     if len(name) > limit:
         raise InvalidInput(
             f"{kind} name {name[:40]!r}... is {len(name)} characters; the limit is {limit}."
+        )
+    control = sorted({c for c in name if unicodedata.category(c) == "Cc"})
+    if control:
+        raise InvalidInput(
+            f"{kind} name {name!r} contains the control character(s) "
+            f"{', '.join(repr(c) for c in control)}; names are shown in tables and terminals, "
+            "so use printable characters only."
         )
     return name
 

@@ -24,6 +24,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
 
+from prefect_mlops.core.errors import InvalidInput
+from prefect_mlops.tracking import runtime
+from prefect_mlops.tracking.flow_runs.auto_track import install_auto_tracking
+
 logger = logging.getLogger("prefect_mlops.autolog")
 
 #: integration name -> module path; the name is also what ``frameworks=`` accepts.
@@ -105,9 +109,6 @@ def autolog(
     tagged ``training_score_rows``), since scoring the whole set costs an extra prediction
     pass; None always scores every row."""
     global _config
-    from prefect_mlops.core.errors import InvalidInput
-    from prefect_mlops.tracking.auto_track import install_auto_tracking
-
     if frameworks is None:
         install_auto_tracking(enabled=not disable)
     names = list(frameworks) if frameworks is not None else list(INTEGRATIONS)
@@ -136,6 +137,7 @@ def autolog(
             _install(name)  # asked for by name: import the library if need be
         else:
             _wanted.add(name)
+    runtime.on_run_start(install_pending)
     install_pending()
     return sorted(_installed)
 
@@ -145,7 +147,8 @@ def install_pending() -> list[str]:
 
     ``autolog()`` never imports a framework on the user's behalf (importing torch or
     scikit-learn costs seconds); a framework imported later is picked up here, which runs
-    again whenever a tracked flow run or `start_run` begins.
+    again whenever a tracked flow run or `start_run` begins (a `runtime.on_run_start`
+    callback).
     """
     for name in list(_wanted):
         if name not in _installed:

@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from prefect_mlops.tracking import fluent
+from prefect_mlops.tracking.entities import RunStatus
+from prefect_mlops.tracking.validation import MAX_PARAM_VALUE_LENGTH, stringify
+
 logger = logging.getLogger("prefect_mlops.autolog")
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -91,9 +95,8 @@ class TrainingRun:
 
 
 def _open_run() -> TrainingRun:
-    from prefect_mlops.tracking import fluent
 
-    run_id = fluent._current_run_id(create=False)
+    run_id = fluent.current_run_id(create=False)
     if run_id:
         return TrainingRun(run_id, False)
     return TrainingRun(fluent.start_run().run_id, True)
@@ -109,8 +112,6 @@ def open_run(integration: str) -> TrainingRun | None:
 def _close_run(run: TrainingRun, error: BaseException | None) -> None:
     if not run.owned:
         return
-    from prefect_mlops.tracking import fluent
-    from prefect_mlops.tracking.entities import RunStatus
 
     if error is None:
         status = RunStatus.FINISHED
@@ -128,7 +129,6 @@ def close_run(integration: str, run: TrainingRun, error: BaseException | None = 
 
 def param_text(value: Any) -> str | None:
     """How a param value is stored, or None to leave it out (too long for a param)."""
-    from prefect_mlops.tracking.validation import MAX_PARAM_VALUE_LENGTH, stringify
 
     text = stringify(value)
     return text if len(text) <= MAX_PARAM_VALUE_LENGTH else None
@@ -142,7 +142,6 @@ def metric_key(data: str, metric: str) -> str:
 def log_model_file(run_id: str, write: Callable[[Path], None], filename: str) -> bool:
     """``write(path)`` a model file in a temporary folder and log it as ``model/<filename>``,
     unless it is larger than ``max_artifact_mb``. True if it was logged."""
-    from prefect_mlops.tracking import fluent
     from prefect_mlops.tracking.autolog import current_config
 
     limit_mb = current_config().max_artifact_mb

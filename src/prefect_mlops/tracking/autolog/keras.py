@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from prefect_mlops.tracking import fluent
 from prefect_mlops.tracking.autolog import AutologConfig
 from prefect_mlops.tracking.autolog._common import (
     AttributePatches,
@@ -44,6 +45,7 @@ from prefect_mlops.tracking.autolog._common import (
     safe_hook,
     training_session,
 )
+from prefect_mlops.tracking.entities import Param, RunTag
 
 LIBRARY = "keras"
 SUPPORTED = ">=2.12,<4"
@@ -124,8 +126,6 @@ def _optimizer_params(model: Any) -> dict[str, Any]:
 
 
 def _log_params(run_id: str, model: Any, bound: inspect.BoundArguments) -> None:
-    from prefect_mlops.tracking import fluent
-    from prefect_mlops.tracking.entities import Param, RunTag
 
     parameters = bound.signature.parameters
     values: dict[str, Any] = {
@@ -149,7 +149,6 @@ def _log_params(run_id: str, model: Any, bound: inspect.BoundArguments) -> None:
 
 @safe_hook("keras: metrics")
 def _log_epoch(run_id: str, epoch: int, logs: Mapping[str, Any] | None) -> None:
-    from prefect_mlops.tracking import fluent
 
     client = fluent.get_client()
     for name, value in (logs or {}).items():

@@ -22,6 +22,7 @@ import inspect
 from pathlib import Path
 from typing import Any
 
+from prefect_mlops.tracking import fluent
 from prefect_mlops.tracking.autolog._common import (
     TrainPatch,
     log_model_file,
@@ -29,6 +30,7 @@ from prefect_mlops.tracking.autolog._common import (
     param_text,
     safe_hook,
 )
+from prefect_mlops.tracking.entities import Param, RunTag
 
 LIBRARY = "lightgbm"
 SUPPORTED = ">=4.0,<5"
@@ -51,8 +53,6 @@ def uninstall() -> None:
 
 
 def _log_params(run_id: str, bound: inspect.BoundArguments) -> None:
-    from prefect_mlops.tracking import fluent
-    from prefect_mlops.tracking.entities import Param, RunTag
 
     values = dict(bound.arguments.get("params") or {})
     rounds = bound.signature.parameters["num_boost_round"].default
@@ -67,7 +67,6 @@ class _Callback:
     """Logs every entry of ``env.evaluation_result_list`` after each iteration."""
 
     def __init__(self, run_id: str) -> None:
-        from prefect_mlops.tracking import fluent
 
         self.run_id = run_id
         self.client = fluent.get_client()
@@ -91,13 +90,10 @@ class _Callback:
 def _log_best(run_id: str, booster: Any) -> None:
     best = getattr(booster, "best_iteration", 0)
     if best and best > 0:
-        from prefect_mlops.tracking import fluent
-
         fluent.log_metrics({"best_iteration": float(best)}, run_id=run_id)
 
 
 def _log_importance(run_id: str, booster: Any) -> None:
-    from prefect_mlops.tracking import fluent
 
     gains = booster.feature_importance(importance_type="gain")
     importance = {n: float(g) for n, g in zip(booster.feature_name(), gains, strict=True)}

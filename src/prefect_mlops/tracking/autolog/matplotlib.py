@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from prefect_mlops.tracking import fluent
 from prefect_mlops.tracking.autolog import AutologConfig
 from prefect_mlops.tracking.autolog._common import AttributePatches, safe_hook
 
@@ -47,9 +48,8 @@ _shown_count: dict[str, int] = {}
 
 def _active_run_id() -> str:
     """The active run (``start_run`` or the flow run's run), or "" — never starts one."""
-    from prefect_mlops.tracking import fluent
 
-    return fluent._current_run_id(create=False)
+    return fluent.current_run_id(create=False)
 
 
 def _figure_name(fname: Any) -> str | None:
@@ -67,7 +67,6 @@ def _figure_name(fname: Any) -> str | None:
 
 
 def _log(run_id: str, figure: Any, name: str) -> None:
-    from prefect_mlops.tracking import fluent
 
     fluent.get_client().log_figure(run_id, figure, f"figures/{name}.png")
 

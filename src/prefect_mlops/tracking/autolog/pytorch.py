@@ -32,8 +32,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from prefect_mlops.tracking import fluent
 from prefect_mlops.tracking.autolog import AutologConfig
 from prefect_mlops.tracking.autolog._common import AttributePatches, safe_hook
+from prefect_mlops.tracking.entities import RunTag
 
 LIBRARY = "torch"
 SUPPORTED = ">=2.0,<3"
@@ -146,9 +148,8 @@ def _image_array(image: Any, dataformats: str | None) -> Any:
 
 
 def _run_id(create: bool) -> str:
-    from prefect_mlops.tracking import fluent
 
-    return fluent._current_run_id(create=create)
+    return fluent.current_run_id(create=create)
 
 
 # -- SummaryWriter hooks ---------------------------------------------------------------------
@@ -156,7 +157,6 @@ def _run_id(create: bool) -> str:
 
 @safe_hook("pytorch.add_scalar")
 def _record_scalar(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
-    from prefect_mlops.tracking import fluent
 
     tag, value = _arg(args, kwargs, 0, "tag"), _arg(args, kwargs, 1, "scalar_value")
     step = _step(_arg(args, kwargs, 2, "global_step"))
@@ -168,7 +168,6 @@ def _record_scalar(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
 
 @safe_hook("pytorch.add_scalars")
 def _record_scalars(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
-    from prefect_mlops.tracking import fluent
 
     main_tag = _arg(args, kwargs, 0, "main_tag")
     values = _arg(args, kwargs, 1, "tag_scalar_dict") or {}
@@ -182,7 +181,6 @@ def _record_scalars(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
 
 @safe_hook("pytorch.add_histogram")
 def _record_histogram(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
-    from prefect_mlops.tracking import fluent
 
     tag, values = _arg(args, kwargs, 0, "tag"), _arg(args, kwargs, 1, "values")
     step = _step(_arg(args, kwargs, 2, "global_step"))
@@ -202,7 +200,6 @@ def _record_histogram(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
 
 @safe_hook("pytorch.add_image")
 def _record_image(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
-    from prefect_mlops.tracking import fluent
 
     tag, image = _arg(args, kwargs, 0, "tag"), _arg(args, kwargs, 1, "img_tensor")
     step = _step(_arg(args, kwargs, 2, "global_step"))
@@ -252,8 +249,6 @@ def _sha256(path: str) -> str:
 
 @safe_hook("pytorch.save")
 def _record_checkpoint(target: str | os.PathLike[Any]) -> None:
-    from prefect_mlops.tracking import fluent
-    from prefect_mlops.tracking.entities import RunTag
 
     run_id = _run_id(create=False)
     if not run_id:

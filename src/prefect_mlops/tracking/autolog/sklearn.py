@@ -39,6 +39,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from prefect_mlops.core.ids import now_ms
+from prefect_mlops.tracking import fluent
 from prefect_mlops.tracking.autolog._common import (
     call_safely,
     close_run,
@@ -47,6 +49,7 @@ from prefect_mlops.tracking.autolog._common import (
     param_text,
     training_session,
 )
+from prefect_mlops.tracking.entities import Metric, Param, RunStatus, RunTag
 
 LIBRARY = "sklearn"
 DISTRIBUTIONS = ("scikit-learn",)
@@ -208,8 +211,6 @@ def estimator_params(estimator: Any) -> dict[str, str]:
 
 
 def _log_params(run_id: str, estimator: Any) -> None:
-    from prefect_mlops.tracking import fluent
-    from prefect_mlops.tracking.entities import Param, RunTag
 
     cls = type(estimator)
     tags = {
@@ -249,8 +250,6 @@ def _log_score(
     x, y = bound.get(names[1]), bound.get("y")
     if x is None or y is None:
         return
-    from prefect_mlops.tracking import fluent
-    from prefect_mlops.tracking.entities import RunTag
 
     rows = _num_rows(x)
     limit = _config().max_score_rows
@@ -303,8 +302,6 @@ def _log_search(run_id: str, estimator: Any) -> None:
     results = getattr(estimator, "cv_results_", None)
     if not isinstance(results, Mapping):
         return
-    from prefect_mlops.tracking import fluent
-    from prefect_mlops.tracking.entities import Param
 
     client = fluent.get_client()
     best = getattr(estimator, "best_params_", None)
@@ -320,12 +317,9 @@ def _log_search(run_id: str, estimator: Any) -> None:
 
 def _log_candidates(run_id: str, estimator: Any, results: Mapping[str, Any]) -> None:
     """One finished child run per candidate: its params and cross-validation scores."""
-    from prefect_mlops.core.ids import now_ms
-    from prefect_mlops.tracking import fluent
-    from prefect_mlops.tracking.entities import Metric, Param, RunStatus
 
     client = fluent.get_client()
-    experiment_id = client.store.get_run_info(run_id).experiment_id
+    experiment_id = client.get_run_info(run_id).experiment_id
     keys = [k for k in results if k.startswith(_SEARCH_SCORE_PREFIXES)]
     cls = type(estimator)
     tags = {"mlflow.autologging": "sklearn", "estimator_name": cls.__name__}

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from prefect_mlops.tracking import fluent
 from prefect_mlops.tracking.autolog._common import (
     TrainPatch,
     log_model_file,
@@ -29,6 +30,7 @@ from prefect_mlops.tracking.autolog._common import (
     param_text,
     safe_hook,
 )
+from prefect_mlops.tracking.entities import Param, RunTag
 
 LIBRARY = "xgboost"
 SUPPORTED = ">=2.0,<4"
@@ -60,8 +62,6 @@ def _param_items(params: Any) -> Iterable[tuple[str, Any]]:
 
 
 def _log_params(run_id: str, bound: inspect.BoundArguments) -> None:
-    from prefect_mlops.tracking import fluent
-    from prefect_mlops.tracking.entities import Param, RunTag
 
     values = dict(_param_items(bound.arguments.get("params")))
     rounds = bound.signature.parameters["num_boost_round"].default
@@ -77,8 +77,6 @@ def _log_params(run_id: str, bound: inspect.BoundArguments) -> None:
 def _callback(run_id: str) -> Any:
     """A ``TrainingCallback`` logging every eval metric after each iteration."""
     from xgboost.callback import TrainingCallback
-
-    from prefect_mlops.tracking import fluent
 
     client = fluent.get_client()
     keys: dict[tuple[str, str], str] = {}
@@ -107,7 +105,6 @@ def _log_best(run_id: str, booster: Any) -> None:
     best_iteration = booster.attr("best_iteration")
     if best_iteration is None:
         return
-    from prefect_mlops.tracking import fluent
 
     metrics = {"best_iteration": float(best_iteration)}
     best_score = booster.attr("best_score")
@@ -117,7 +114,6 @@ def _log_best(run_id: str, booster: Any) -> None:
 
 
 def _log_importance(run_id: str, booster: Any) -> None:
-    from prefect_mlops.tracking import fluent
 
     importance = booster.get_score(importance_type="gain")
     fluent.get_client().log_dict(run_id, importance, "feature_importance.json")

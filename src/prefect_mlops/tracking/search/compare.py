@@ -59,17 +59,11 @@ class RunComparison:
 
     def publish(self, client: TrackingClient, key: str = "mlops-run-comparison") -> str:
         """Create the report as a markdown artifact on the current Prefect flow run."""
-        from prefect.artifacts import create_markdown_artifact
+        from prefect_mlops.tracking import runtime
 
-        from prefect_mlops.tracking.prefect_ui import artifact_key
-
-        artifact = create_markdown_artifact(
-            markdown=self.to_markdown(client),
-            key=artifact_key(key),
-            description=f"Comparison of {len(self.runs)} runs",
-            _sync=True,  # type: ignore[call-arg]
-        )
-        return str(artifact)
+        publish = runtime.hooks.publish_markdown
+        assert publish is not None
+        return publish(key, self.to_markdown(client), f"Comparison of {len(self.runs)} runs")
 
 
 def compare(client: TrackingClient, run_ids: Sequence[str]) -> RunComparison:

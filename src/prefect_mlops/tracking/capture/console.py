@@ -1,8 +1,11 @@
 """Console capture: everything written to file descriptors 1 and 2 (``print``, logging, C
-extensions, child processes) is still printed and also saved for the run's ``console.log``.
+extensions, child processes) is still printed, each stream where it went, and also saved for
+the run's ``console.log``.
 
-The descriptors are redirected into a pipe that a reader thread drains: it forwards every byte
-to the original terminal at once and appends lines to a temporary file. Carriage-return
+Each descriptor is redirected into a pipe of its own, and one reader thread drains both: it
+forwards every byte to the original stdout or stderr at once (so ``2>/dev/null`` and pipes
+behave as without capture) and appends lines to a temporary file. When both pipes have data at
+one wake-up, stdout's is read first. Carriage-return
 progress bars (tqdm) keep only their last state, and a line longer than ``max_line`` is cut,
 so memory stays bounded whatever the program prints.
 """
@@ -10,13 +13,35 @@ so memory stays bounded whatever the program prints.
 from __future__ import annotations
 
 import os
+import select
 import sys
 import tempfile
 import threading
 from pathlib import Path
+from typing import IO
 
 MAX_LINE = 64 * 1024
 _CHUNK = 65536
+
+
+class _Pipe:
+    """One captured descriptor: a pipe in its place, and the original it forwards to."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.saved = os.dup(target)
+        self.read_fd, self.write_fd = os.pipe()
+        os.dup2(self.write_fd, target)
+        self.pending = b""
+        self.dropping = False
+
+    def restore(self) -> None:
+        """Put the original descriptor back and close our write end (the reader sees EOF
+        once every copy, a child's too, is closed)."""
+        if self.write_fd >= 0:
+            os.dup2(self.saved, self.target)
+            os.close(self.write_fd)
+            self.write_fd = -1
 
 
 class ConsoleCapture:
@@ -26,12 +51,10 @@ class ConsoleCapture:
         self.max_line = max_line
         self.path: Path | None = None
         self.truncated_lines = 0
-        self._saved: dict[int, int] = {}
+        self._pipes: dict[int, _Pipe] = {}
         self._streams: dict[str, object] = {}
         self._tees: list[_Tee] = []
         self._thread: threading.Thread | None = None
-        self._read_fd = -1
-        self._write_fd = -1
 
     @property
     def active(self) -> bool:
@@ -47,17 +70,14 @@ class ConsoleCapture:
                 pass
         self.path = Path(tempfile.mkdtemp(prefix="mlops-console-")) / "console.log"
         self.path.touch()
-        self._read_fd, self._write_fd = os.pipe()
-        for target in (1, 2):
-            self._saved[target] = os.dup(target)
-            os.dup2(self._write_fd, target)
+        self._pipes = {target: _Pipe(target) for target in (1, 2)}
         # A replaced sys.stdout/sys.stderr (a notebook, a test runner) does not write to fd
-        # 1/2: tee it into the pipe as well.
+        # 1/2: tee it into that descriptor's pipe as well.
         for name, target in (("stdout", 1), ("stderr", 2)):
             stream = getattr(sys, name)
             if not _writes_to_fd(stream, target):
                 self._streams[name] = stream
-                tee = _Tee(stream, self._write_fd)
+                tee = _Tee(stream, self._pipes[target].write_fd)
                 self._tees.append(tee)
                 setattr(sys, name, tee)
         self._thread = threading.Thread(
@@ -66,11 +86,11 @@ class ConsoleCapture:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> Path | None:
-        """Restore fds 1 and 2, wait up to ``timeout`` seconds for the reader to write out
+        """Restore fds 1 and 2, wait up to ``timeout`` seconds for the readers to write out
         what is left, and return the file's path (complete once `join` returns)."""
         if not self.active:
             return self.path
-        if self._write_fd >= 0:
+        if any(p.write_fd >= 0 for p in self._pipes.values()):
             for stream in (sys.stdout, sys.stderr):
                 try:
                     stream.flush()
@@ -81,59 +101,72 @@ class ConsoleCapture:
             for name, stream in self._streams.items():
                 setattr(sys, name, stream)
             self._streams.clear()
-            for target, saved in self._saved.items():
-                os.dup2(saved, target)
-            os.close(self._write_fd)  # the reader sees EOF once every copy is closed
-            self._write_fd = -1
+            for pipe in self._pipes.values():
+                pipe.restore()
         self.join(timeout)
         return self.path
 
     def join(self, timeout: float = 10.0) -> None:
         """Wait (after `stop`) for the reader to write out what is left. A child process
-        still holding the pipe keeps the reader going after ``timeout``: it then closes its
+        still holding a pipe keeps the reader going after ``timeout``: it then closes its
         own descriptors when the child lets go."""
         thread = self._thread
-        if thread is None or self._write_fd >= 0:
+        if thread is None or any(p.write_fd >= 0 for p in self._pipes.values()):
             return
         thread.join(timeout=timeout)
         if not thread.is_alive():
             self._thread = None
 
     def _drain(self) -> None:
-        terminal = self._saved.get(1, -1)
-        pending = b""
-        dropping = False
+        by_fd = {p.read_fd: p for p in self._pipes.values()}
+        poller = select.poll()
+        for fd in by_fd:
+            poller.register(fd, select.POLLIN)
         with open(self.path, "wb") as out:  # type: ignore[arg-type]
-            while True:
+            while by_fd:
                 try:
-                    chunk = os.read(self._read_fd, _CHUNK)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                try:
-                    os.write(terminal, chunk)
-                except OSError:
-                    pass
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    if dropping:
-                        dropping = False  # the rest of an over-long line ends here
+                    ready = poller.poll()
+                except InterruptedError:
+                    continue
+                # stdout's pipe first: what was printed first is most often there
+                for fd in sorted(fd for fd, _ in ready if fd in by_fd):
+                    pipe = by_fd[fd]
+                    try:
+                        chunk = os.read(fd, _CHUNK)
+                    except OSError:
+                        chunk = b""
+                    if chunk:
+                        self._take(pipe, chunk, out)
                         continue
-                    out.write(self._collapse(line) + b"\n")
-                if len(pending) > self.max_line:
-                    if not dropping:
-                        out.write(self._collapse(pending[: self.max_line]) + b" [line truncated]\n")
-                        self.truncated_lines += 1
-                    dropping = True
-                    pending = b""
-            if pending and not dropping:
-                out.write(self._collapse(pending) + b"\n")
+                    if pipe.pending and not pipe.dropping:
+                        out.write(self._collapse(pipe.pending) + b"\n")
+                    poller.unregister(fd)
+                    del by_fd[fd]
         # The reader owns these: closed by the last one to use them, never while in use.
-        os.close(self._read_fd)
-        for saved in self._saved.values():
-            os.close(saved)
+        for pipe in self._pipes.values():
+            os.close(pipe.read_fd)
+            os.close(pipe.saved)
+
+    def _take(self, pipe: _Pipe, chunk: bytes, out: IO[bytes]) -> None:
+        """Forward ``chunk`` to where the stream went before, and log its complete lines."""
+        try:
+            os.write(pipe.saved, chunk)
+        except OSError:
+            pass
+        pending = pipe.pending + chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if pipe.dropping:
+                pipe.dropping = False  # the rest of an over-long line ends here
+                continue
+            out.write(self._collapse(line) + b"\n")
+        if len(pending) > self.max_line:
+            if not pipe.dropping:
+                out.write(self._collapse(pending[: self.max_line]) + b" [line truncated]\n")
+                self.truncated_lines += 1
+            pipe.dropping = True
+            pending = b""
+        pipe.pending = pending
 
     @staticmethod
     def _collapse(line: bytes) -> bytes:

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from prefect_mlops.core.ids import now_ms
-from prefect_mlops.tracking.entities import RunInfo, RunStatus, RunTag
-from prefect_mlops.tracking.prefect_binding import STATE_TO_STATUS
-
-if TYPE_CHECKING:
-    from prefect_mlops.tracking.client import TrackingClient
+from prefect_mlops.tracking.client import TrackingClient
+from prefect_mlops.tracking.entities import RunInfo, RunStatus
+from prefect_mlops.tracking.flow_runs.api import (
+    STATE_TO_STATUS,
+    prefect_api_configured,
+    prefect_client,
+)
 
 logger = logging.getLogger("prefect_mlops.reconcile")
 
@@ -27,20 +28,13 @@ RECONCILED_TAG = "mlops.reconciled_from"
 FINALISE_GRACE_MS = 15_000
 
 
-def prefect_api_configured() -> bool:
-    """True when a Prefect API URL is set (we never start an ephemeral server to ask)."""
-    from prefect.settings import get_current_settings
-
-    return bool(get_current_settings().api.url)
-
-
 def reconcile_runs(
     client: TrackingClient, runs: Sequence[RunInfo] | None = None, *, quiet: bool = False
 ) -> list[tuple[str, RunStatus, str]]:
     """Settle RUNNING runs whose flow runs have ended; returns (run_id, new status, state)."""
     candidates = [
         r
-        for r in (runs if runs is not None else client.store.list_running_bound_runs())
+        for r in (runs if runs is not None else client.list_running_bound_runs())
         if r.prefect_flow_run_id and r.status is RunStatus.RUNNING
     ]
     if not candidates:
@@ -66,20 +60,21 @@ def reconcile_runs(
         recent = end_ms is not None and now_ms() - end_ms < FINALISE_GRACE_MS
         if recent and state_type != "CRASHED":
             continue
-        if client.store.update_run(
-            info.run_id, status=status, end_time=end_ms, only_if_status=RunStatus.RUNNING
-        ):
-            client.store.set_tags(info.run_id, [RunTag(RECONCILED_TAG, state_name)])
+        if client.settle_run(info.run_id, status, end_ms, tags={RECONCILED_TAG: state_name}):
             changed.append((info.run_id, status, state_name))
     return changed
+
+
+def settle_stale_runs(client: TrackingClient, runs: Sequence[RunInfo]) -> bool:
+    """Reconcile on read: settle ``runs`` quietly (Prefect unreachable: nothing changes);
+    True if any changed."""
+    return bool(reconcile_runs(client, runs, quiet=True))
 
 
 def _read_flow_run_states(ids: Sequence[str]) -> dict[str, tuple[str, str, int | None]]:
     from uuid import UUID
 
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    from prefect_mlops.tracking.prefect_binding import prefect_client
 
     result: dict[str, tuple[str, str, int | None]] = {}
     with prefect_client() as prefect:

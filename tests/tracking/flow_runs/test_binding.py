@@ -205,7 +205,7 @@ def test_reconcile_marks_runs_of_crashed_flow_runs_killed(mlops_home: Path) -> N
     from prefect.client.orchestration import get_client
     from prefect.states import Crashed, Running
 
-    from prefect_mlops.tracking.reconcile import reconcile_runs
+    from prefect_mlops.tracking.flow_runs.reconcile import reconcile_runs
 
     client = mlops.get_client()
     with get_client(sync_client=True) as prefect:
@@ -234,7 +234,7 @@ def test_reconcile_leaves_a_just_completed_flow_run_to_its_own_process(
     from prefect.client.orchestration import get_client
     from prefect.states import Completed, Running
 
-    from prefect_mlops.tracking import reconcile
+    from prefect_mlops.tracking.flow_runs import reconcile
 
     client = mlops.get_client()
     with get_client(sync_client=True) as prefect:

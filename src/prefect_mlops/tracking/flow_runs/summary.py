@@ -1,17 +1,19 @@
-"""What a tracked flow run shows on its Artifacts tab: a run summary and metric charts."""
+"""What a tracked flow run shows on its Artifacts tab: a run summary, metric charts, and the
+reports users publish (run comparisons)."""
 
 from __future__ import annotations
 
 import math
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from prefect_mlops.core.errors import InvalidInput
 from prefect_mlops.tracking.charts import line_chart_svg, svg_data_uri
+from prefect_mlops.tracking.client import TrackingClient
 from prefect_mlops.tracking.entities import FileInfo, Metric, MetricSummary, Run
-
-if TYPE_CHECKING:
-    from prefect_mlops.tracking.client import TrackingClient
+from prefect_mlops.tracking.flow_runs.api import prefect_client
+from prefect_mlops.tracking.flow_runs.context import current_flow_run_id
 
 MAX_CHARTS = 12
 MAX_PARAM_ROWS = 200
@@ -32,6 +34,24 @@ def _num(value: float) -> str:
     return str(value) if not math.isfinite(value) else f"{value:.6g}"
 
 
+SYSTEM_PREFIX = "system/"
+
+
+def _metrics_table(title: str, summaries: Sequence[MetricSummary]) -> list[str]:
+    lines = [
+        "",
+        f"## {title}",
+        "",
+        "| metric | last | min | max | steps |",
+        "|---|---|---|---|---|",
+    ]
+    for s in summaries:
+        lines.append(
+            f"| {_cell(s.key)} | {_num(s.last)} | {_num(s.min)} | {_num(s.max)} | {s.count} |"
+        )
+    return lines
+
+
 def summary_markdown(
     run: Run,
     experiment: str,
@@ -39,6 +59,9 @@ def summary_markdown(
     files: Sequence[FileInfo],
     steps: Sequence[Mapping[str, Any]] | None = None,
 ) -> str:
+    """The run summary: params, the run's own metrics, system telemetry in a table of its
+    own, task runs and artifact files. The artifact location is shown as text: it is a path
+    or URL of the machine that stored it, not a page a browser can open."""
     info = run.info
     lines = [
         f"# Run `{info.run_name}`",
@@ -46,7 +69,7 @@ def summary_markdown(
         f"- **status**: {info.status.value}",
         f"- **run id**: `{info.run_id}`",
         f"- **experiment**: `{experiment}`",
-        f"- **artifacts**: [{info.artifact_uri}]({info.artifact_uri})",
+        f"- **artifacts**: `{info.artifact_uri}`",
         f"- **details**: `prefect-mlops runs show {info.run_id}`",
     ]
     if info.parent_run_id:
@@ -55,13 +78,12 @@ def summary_markdown(
         lines += ["", "## Params", "", "| param | value |", "|---|---|"]
         for key, value in sorted(run.data.params.items())[:MAX_PARAM_ROWS]:
             lines.append(f"| {_cell(key)} | {_cell(value)} |")
-    if summaries:
-        lines += ["", "## Metrics", "", "| metric | last | min | max | steps |"]
-        lines.append("|---|---|---|---|---|")
-        for s in summaries:
-            lines.append(
-                f"| {_cell(s.key)} | {_num(s.last)} | {_num(s.min)} | {_num(s.max)} | {s.count} |"
-            )
+    own = [s for s in summaries if not s.key.startswith(SYSTEM_PREFIX)]
+    system = [s for s in summaries if s.key.startswith(SYSTEM_PREFIX)]
+    if own:
+        lines += _metrics_table("Metrics", own)
+    if system:
+        lines += _metrics_table("System", system)
     if steps:
         lines += ["", "## Task runs", "", "| task | state | seconds |", "|---|---|---|"]
         for step in sorted(steps, key=lambda s: s["start"])[:MAX_PARAM_ROWS]:
@@ -97,26 +119,22 @@ def publish_run_summary(
 
     from prefect.client.schemas.actions import ArtifactCreate
 
-    from prefect_mlops.tracking.prefect_binding import prefect_client
-
-    client.flush()
-    store = client.store
-    run = store.get_run(run_id)
-    experiment = store.get_experiment(run.info.experiment_id).name
-    summaries = store.get_metric_summaries(run_id)
+    run = client.get_run(run_id)
+    experiment = client.get_experiment(run.info.experiment_id).name
+    summaries = client.get_metric_summaries(run_id)
     docs = [
         (
             artifact_key("mlops-summary", experiment),
-            summary_markdown(run, experiment, summaries, store.artifact_files(run_id), steps),
+            summary_markdown(run, experiment, summaries, client.list_artifact_files(run_id), steps),
             "Run summary",
         )
     ]
     # User metrics first; system telemetry is charted only once it has a curve to show.
-    charted = [s for s in summaries if not s.key.startswith("system/")]
-    charted += [s for s in summaries if s.key.startswith("system/") and s.count > 1]
+    charted = [s for s in summaries if not s.key.startswith(SYSTEM_PREFIX)]
+    charted += [s for s in summaries if s.key.startswith(SYSTEM_PREFIX) and s.count > 1]
     if charted:
         keys = [s.key for s in charted[:MAX_CHARTS]]
-        charts = charts_markdown(run, charted, store.get_metric_histories(run_id, keys))
+        charts = charts_markdown(run, charted, client.get_metric_histories(run_id, keys))
         docs.append((artifact_key("mlops-charts", experiment), charts, "Metric charts"))
     with prefect_client() as prefect:
         for key, markdown, description in docs:
@@ -130,3 +148,24 @@ def publish_run_summary(
                 )
             )
     return [d[0] for d in docs]
+
+
+def publish_markdown(key: str, markdown: str, description: str) -> str:
+    """Add ``markdown`` as an artifact of the current flow or task run; returns its id.
+
+    Outside a run this refuses instead of letting Prefect start a temporary server for an
+    artifact that no run would show."""
+    if current_flow_run_id() is None:
+        raise InvalidInput(
+            "Publishing a report needs a Prefect flow run to attach it to; call it inside a "
+            "flow or task (or use to_markdown() and keep the text yourself)."
+        )
+    from prefect.artifacts import create_markdown_artifact
+
+    artifact = create_markdown_artifact(
+        markdown=markdown,
+        key=artifact_key(key),
+        description=description,
+        _sync=True,  # type: ignore[call-arg]
+    )
+    return str(artifact)

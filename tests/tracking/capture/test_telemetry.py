@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 from prefect_mlops import InvalidInput, NotFound, TrackingClient
-from prefect_mlops.tracking.telemetry import MB, SystemSampler, gpu_inventory
+from prefect_mlops.tracking.capture.telemetry import MB, SystemSampler, gpu_inventory
 
 MACHINE_KEYS = {
     "system/cpu_percent",
@@ -397,7 +397,7 @@ def test_one_sample_from_a_baseline_in_a_fresh_thread(mlops_home: Path) -> None:
     rates are measured from the run's start, not from that thread's first psutil call."""
     import threading
 
-    from prefect_mlops.tracking.telemetry import read_counters
+    from prefect_mlops.tracking.capture.telemetry import read_counters
 
     client = TrackingClient()
     run_id = _run(client)

@@ -15,6 +15,7 @@ import pytest
 
 import prefect_mlops as mlops
 from prefect_mlops import RunStatus
+from prefect_mlops.core.storage import ArtifactLocation
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -97,7 +98,9 @@ def finalised_run(flow_run_id: str, timeout: float = 30) -> mlops.Run:
     (a tracked flow run is finalised moments after Prefect marks it Completed)."""
     deadline = time.monotonic() + timeout
     while True:
-        run = mlops.get_client().store.get_run_by_flow_run_id(flow_run_id)
+        client = mlops.get_client()
+        run_id = client.run_id_for_flow_run(flow_run_id)
+        run = client.store.get_run(run_id) if run_id else None
         if run is not None and run.info.status is not RunStatus.RUNNING:
             return run
         if time.monotonic() > deadline:
@@ -357,7 +360,7 @@ def test_watchdog_crashes_sigkilled_script_and_run_follows(
     mlops_home: Path, tmp_path: Path
 ) -> None:
     from prefect_mlops.cli.setup import create_watchdog
-    from prefect_mlops.tracking.reconcile import reconcile_runs
+    from prefect_mlops.tracking.flow_runs.reconcile import reconcile_runs
 
     create_watchdog(within_seconds=35)
     proc = start_doomed(tmp_path, plugin_env(mlops_home, PREFECT_FLOWS_HEARTBEAT_FREQUENCY="30"))
@@ -408,12 +411,12 @@ def test_in_process_subflow_nests_from_context_without_trace_labels(
     from prefect.client.orchestration import get_client
     from prefect.runtime import flow_run as current
 
-    from prefect_mlops.tracking import prefect_binding
+    from prefect_mlops.tracking.flow_runs import context
 
     def no_api(flow_run: object) -> str | None:
         raise AssertionError("the parent flow run was looked up through the API")
 
-    monkeypatch.setattr(prefect_binding, "_parent_flow_run_id", no_api)
+    monkeypatch.setattr(context, "parent_flow_run_id", no_api)
 
     @task
     def bump(x: int) -> int:
@@ -519,7 +522,7 @@ def test_run_is_ended_even_when_its_final_write_fails(
     def broken(*args: object, **kwargs: object) -> None:
         raise OSError("artifact store full")
 
-    monkeypatch.setattr(mlops.TrackingClient, "_end_run", broken)
+    monkeypatch.setattr(ArtifactLocation, "write_stream", broken)
 
     @flow(name="unlucky")
     def unlucky() -> str:
@@ -543,13 +546,13 @@ def test_our_spans_never_propagate_a_trace_context() -> None:
     from opentelemetry.sdk.trace.sampling import Decision, StaticSampler
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-    from prefect_mlops.tracking.auto_track import _NoTraceContext, _ValidContextOnly
+    from prefect_mlops.tracking.flow_runs.tracing import NoTraceContext, ValidContextOnly
 
     w3c = TraceContextTextMapPropagator()
-    propagator = _ValidContextOnly(w3c)
+    propagator = ValidContextOnly(w3c)
     incoming = w3c.extract({"traceparent": f"00-{'a' * 32}-{'b' * 16}-01"})
     ours = TracerProvider(
-        sampler=StaticSampler(Decision.RECORD_ONLY), id_generator=_NoTraceContext()
+        sampler=StaticSampler(Decision.RECORD_ONLY), id_generator=NoTraceContext()
     ).get_tracer("t")
     span = ours.start_span("flow", context=incoming)
     assert span.is_recording() and span.get_span_context().trace_id == int("a" * 32, 16)

@@ -16,7 +16,6 @@ finalised when its last attempt ends.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -24,22 +23,20 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from opentelemetry.context import Context
-from opentelemetry.propagators.textmap import (
-    CarrierT,
-    Getter,
-    Setter,
-    TextMapPropagator,
-    default_getter,
-    default_setter,
-)
 from opentelemetry.sdk.trace import SpanProcessor
-from opentelemetry.sdk.trace.id_generator import IdGenerator
-from opentelemetry.sdk.trace.sampling import Decision, StaticSampler
 
+from prefect_mlops.core.errors import MlopsError
 from prefect_mlops.core.ids import now_ms
-from prefect_mlops.tracking.entities import RunStatus
-from prefect_mlops.tracking.prefect_binding import STATE_TO_STATUS
+from prefect_mlops.core.settings import get_settings
+from prefect_mlops.tracking import fluent, pending, runtime
+from prefect_mlops.tracking.capture import arguments, environment
+from prefect_mlops.tracking.capture.console import ConsoleCapture
+from prefect_mlops.tracking.capture.telemetry import SystemSampler, read_counters
+from prefect_mlops.tracking.client import TrackingClient
+from prefect_mlops.tracking.entities import Param, RunStatus
+from prefect_mlops.tracking.flow_runs import binding, context
+from prefect_mlops.tracking.flow_runs.api import STATE_TO_STATUS, status_for_state
+from prefect_mlops.tracking.flow_runs.tracing import add_span_processor
 
 logger = logging.getLogger("prefect_mlops.auto_track")
 
@@ -50,7 +47,6 @@ _FINAL_STATES = frozenset(STATE_TO_STATUS)
 _lock = threading.RLock()
 _installed = False
 _enabled = False
-_last_args: dict[str, str] = {}
 
 
 @dataclass
@@ -89,6 +85,7 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def is_auto_tracked(flow_run_id: str) -> bool:
+    """True while zero-code tracking follows ``flow_run_id`` in this process."""
     return flow_run_id in _flows
 
 
@@ -118,9 +115,7 @@ class FlowRunTracker(SpanProcessor):
                 if _enabled:
                     self._flow_started(run_id, span)
             elif run_type == "task" and _flows:
-                from prefect_mlops.tracking.prefect_binding import current_flow_run_id
-
-                owner = current_flow_run_id()  # a task starts in its flow run's context
+                owner = context.current_flow_run_id()  # a task starts in its flow run's context
                 if owner is not None and owner in _flows:
                     _span_owner[run_id] = owner
                     tracked = _flows.get(owner)
@@ -161,34 +156,25 @@ class FlowRunTracker(SpanProcessor):
 
     def _flow_started(self, flow_run_id: str, span: Any) -> None:
         global _console_owner
-        from prefect_mlops.core.settings import get_settings
-        from prefect_mlops.tracking.autolog import install_pending
-        from prefect_mlops.tracking.prefect_binding import current_flow_run_id
-
         settings = get_settings()
-        install_pending()
-        parent = current_flow_run_id()  # a subflow starts in its parent's context
+        runtime.run_starting()
+        parent = context.current_flow_run_id()  # a subflow starts in its parent's context
         parent_tracked = _flows.get(parent) if parent else None
         if parent_tracked is not None and not parent_tracked.remembered:
             parent_tracked.remembered = _remember(parent_tracked)
-        from prefect_mlops.tracking import fluent
-
         start = getattr(span, "start_time", None)
         tracked = _Tracked(
             flow_run_id,
             start_ms=int(start // 1_000_000) if start else None,
-            experiment=fluent._experiment_name,
+            experiment=fluent.current_experiment_name(),
         )
         if settings.telemetry:
-            from prefect_mlops.tracking.telemetry import read_counters
-
             tracked.baseline = read_counters()
         with _lock:
             _flows[flow_run_id] = tracked
             _span_owner[flow_run_id] = flow_run_id
+            binding.finalised_elsewhere(flow_run_id)
             if settings.capture_console and _console_owner is None:
-                from prefect_mlops.tracking.console import ConsoleCapture
-
                 tracked.console = ConsoleCapture()
                 tracked.console.start()
                 _console_owner = flow_run_id
@@ -199,20 +185,16 @@ class FlowRunTracker(SpanProcessor):
     def _bind_late(self, tracked: _Tracked) -> None:
         """Timer: a flow run still running gets its run now (from its kept details, else
         through the API) and system telemetry, unless it is already finishing."""
-        from prefect_mlops.core.settings import get_settings
-        from prefect_mlops.tracking import fluent
-        from prefect_mlops.tracking.prefect_binding import bound_run_id
-
         try:
             with tracked.lock:
                 if tracked.finishing:
                     return
                 client = fluent.get_client()
-                tracked.run_id = bound_run_id(client, tracked.flow_run_id, tracked.experiment)
+                tracked.run_id = binding.bound_run_id(
+                    client, tracked.flow_run_id, tracked.experiment
+                )
                 settings = get_settings()
                 if settings.telemetry:
-                    from prefect_mlops.tracking.telemetry import SystemSampler
-
                     tracked.sampler = SystemSampler(
                         client,
                         tracked.run_id,
@@ -237,12 +219,10 @@ class FlowRunTracker(SpanProcessor):
 def _await_retry(tracked: _Tracked) -> bool:
     """Prefect ends the span of a flow run that will be retried after its first failed
     attempt (later attempts have none): finish from the flow's end hooks instead."""
-    from prefect_mlops.tracking.prefect_binding import _local_flow_context, install_end_hooks
-
-    ctx = _local_flow_context(tracked.flow_run_id)
+    ctx = context.local_flow_context(tracked.flow_run_id)
     if ctx is None or ctx.flow is None:
         return False
-    install_end_hooks(ctx.flow, _retried_flow_ended)
+    binding.install_end_hooks(ctx.flow, _retried_flow_ended)
     tracked.retrying = True
     return True
 
@@ -261,8 +241,6 @@ def _end_flow(tracked: _Tracked, state_type: str | None, message: str | None, en
     """Restore the console; save everything and end the run in the background, so the flow
     call returns without waiting (reads in this process wait instead)."""
     global _console_owner
-    from prefect_mlops.tracking import pending
-
     if tracked.timer is not None:
         tracked.timer.cancel()
     console_path = None
@@ -273,7 +251,7 @@ def _end_flow(tracked: _Tracked, state_type: str | None, message: str | None, en
                 _console_owner = None
     if not tracked.remembered:
         tracked.remembered = _remember(tracked)
-    status = STATE_TO_STATUS.get(state_type or "", RunStatus.FINISHED)
+    status = status_for_state(state_type)
     if status is RunStatus.KILLED:
         # Crashed or cancelled: on SIGTERM Prefect kills this process right after this
         # span ends, so a background thread would die with it. Finish here.
@@ -289,14 +267,6 @@ def _finish(
     console_path: Any,
     end_ms: int,
 ) -> None:
-    from prefect_mlops.core.settings import get_settings
-    from prefect_mlops.tracking import capture, fluent
-    from prefect_mlops.tracking.prefect_binding import (
-        bound_run_id,
-        finish_bound_run,
-        forget_flow_run,
-    )
-
     def attempt(what: str, step: Any) -> Any:
         """One optional part of the finalisation: a failure loses that part only."""
         try:
@@ -313,27 +283,26 @@ def _finish(
         if tracked.console is not None:
             tracked.console.join(1.0 if status is RunStatus.KILLED else 10.0)
         client = fluent.get_client()
-        run_id = bound_run_id(client, flow_run, tracked.experiment)
+        run_id = binding.bound_run_id(client, flow_run, tracked.experiment)
         sampler = tracked.sampler
         if sampler is not None:
             if sampler.samples == 0:  # a short run still gets one data point
                 attempt("sample telemetry", sampler.sample)
             attempt("stop telemetry", sampler.stop)
         elif settings.telemetry:
-            from prefect_mlops.tracking.telemetry import SystemSampler
-
             attempt(
                 "sample telemetry",
                 lambda: SystemSampler(client, run_id, baseline=tracked.baseline).sample_once(),
             )
-        info = attempt("record the environment", lambda: capture.collect(settings))
+        info = attempt("record the environment", lambda: environment.collect(settings))
         texts = {f"environment/{name}": text for name, text in info.texts.items()} if info else {}
         if tracked.steps:
             steps = sorted(tracked.steps, key=lambda s: s["start"])
             texts["prefect/task_runs.json"] = json.dumps(steps, indent=2)
-        if _last_args and settings.capture_argparse:
-            attempt("log argparse arguments", lambda: _log_args(client, run_id, dict(_last_args)))
-        finish_bound_run(
+        args = arguments.last_arguments()
+        if args and settings.capture_argparse:
+            attempt("log argparse arguments", lambda: _log_args(client, run_id, args))
+        binding.finish_bound_run(
             client,
             flow_run,
             status,
@@ -350,7 +319,7 @@ def _finish(
         with _lock:
             if _flows.get(flow_run) is tracked:
                 del _flows[flow_run]
-        forget_flow_run(flow_run)
+        binding.forget_flow_run(flow_run)
         if console_path is not None and tracked.console is not None:
             tracked.console.join(0.0)
             if not tracked.console.active:  # else the reader still writes it (a child holds
@@ -359,92 +328,26 @@ def _finish(
 
 
 def _remember(tracked: _Tracked) -> bool:
-    from prefect_mlops.tracking.prefect_binding import remember_flow_run
-
     try:
-        return remember_flow_run(tracked.flow_run_id, tracked.start_ms)
+        return context.remember_flow_run(tracked.flow_run_id, tracked.start_ms)
     except Exception as exc:  # the run is then created from the API instead
         logger.debug("Flow run details not kept: %r", exc)
         return False
 
 
-def _log_args(client: Any, run_id: str, args: dict[str, str]) -> None:
-    from prefect_mlops.core.errors import MlopsError
-    from prefect_mlops.tracking.entities import Param
-
+def _log_args(client: TrackingClient, run_id: str, args: dict[str, str]) -> None:
     try:
         client.log_batch(run_id, params=[Param(f"args.{k}", v) for k, v in args.items()])
     except MlopsError as exc:
         logger.debug("argparse arguments not logged: %s", exc)
 
 
-_original_parse_known_args = argparse.ArgumentParser.parse_known_args
-
-
-def _parse_known_args(self: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> Any:
-    result = _original_parse_known_args(self, *args, **kwargs)
-    try:
-        namespace = result[0]
-        parsed = {
-            k: str(v)[:6000]
-            for k, v in vars(namespace).items()
-            if not k.startswith("_") and v is not argparse.SUPPRESS
-        }
-        _last_args.clear()
-        _last_args.update(parsed)
-        from prefect_mlops.tracking.prefect_binding import current_flow_run_id
-
-        flow_run_id = current_flow_run_id()
-        tracked = _flows.get(flow_run_id) if flow_run_id else None
-        if tracked is not None and tracked.run_id is not None:
-            from prefect_mlops.tracking import fluent
-
-            _log_args(fluent.get_client(), tracked.run_id, parsed)
-    except Exception as exc:
-        logger.debug("argparse capture failed: %r", exc)
-    return result
-
-
-class _NoTraceContext(IdGenerator):
-    """Ids of an invalid span context: with a record-only sampler, spans are recorded
-    (processors see them) but never propagated."""
-
-    def generate_span_id(self) -> int:
-        return 0
-
-    def generate_trace_id(self) -> int:
-        return 0
-
-
-class _ValidContextOnly(TextMapPropagator):
-    """The global propagator, minus injecting the invalid contexts of our spans (a flow run
-    that arrives with a trace id of its own gives them a valid trace and span id 0)."""
-
-    def __init__(self, inner: TextMapPropagator) -> None:
-        self._inner = inner
-
-    def extract(
-        self,
-        carrier: CarrierT,
-        context: Context | None = None,
-        getter: Getter[CarrierT] = default_getter,
-    ) -> Context:
-        return self._inner.extract(carrier, context, getter)
-
-    def inject(
-        self,
-        carrier: CarrierT,
-        context: Context | None = None,
-        setter: Setter[CarrierT] = default_setter,
-    ) -> None:
-        from opentelemetry import trace
-
-        if trace.get_current_span(context).get_span_context().is_valid:
-            self._inner.inject(carrier, context, setter)
-
-    @property
-    def fields(self) -> set[str]:
-        return self._inner.fields
+def _arguments_parsed(args: dict[str, str]) -> None:
+    """Arguments parsed inside a tracked flow run whose run exists already: log them now."""
+    flow_run_id = context.current_flow_run_id()
+    tracked = _flows.get(flow_run_id) if flow_run_id else None
+    if tracked is not None and tracked.run_id is not None:
+        _log_args(fluent.get_client(), tracked.run_id, args)
 
 
 def install_auto_tracking(enabled: bool = True) -> bool:
@@ -455,29 +358,10 @@ def install_auto_tracking(enabled: bool = True) -> bool:
         _enabled = enabled
         if _installed or not enabled:
             return _installed
-        from opentelemetry import trace
-        from opentelemetry.sdk.trace import TracerProvider
-
-        from prefect_mlops.core.settings import get_settings
-
-        provider = trace.get_tracer_provider()
-        if not isinstance(provider, TracerProvider):
-            # Nobody traces here: a provider of our own only so that our processor sees
-            # Prefect's spans. Its spans carry no trace context, so Prefect has none to save
-            # on the flow run (an API call per flow run otherwise).
-            provider = TracerProvider(
-                sampler=StaticSampler(Decision.RECORD_ONLY), id_generator=_NoTraceContext()
-            )
-            trace.set_tracer_provider(provider)
-            from opentelemetry import propagate
-
-            propagate.set_global_textmap(_ValidContextOnly(propagate.get_global_textmap()))
-            provider = trace.get_tracer_provider()
-        if not hasattr(provider, "add_span_processor"):
-            logger.warning("prefect-mlops: the OpenTelemetry tracer provider takes no processors")
+        if not add_span_processor(FlowRunTracker()):
             return False
-        provider.add_span_processor(FlowRunTracker())
         if get_settings().capture_argparse:
-            argparse.ArgumentParser.parse_known_args = _parse_known_args  # type: ignore[method-assign]
+            arguments.install()
+            arguments.on_parse(_arguments_parsed)
         _installed = True
         return True

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from prefect_mlops.tracking import capture
-from prefect_mlops.tracking.console import ConsoleCapture
+from prefect_mlops.tracking.capture import environment as capture
+from prefect_mlops.tracking.capture.console import ConsoleCapture
 
 
 def test_console_tees_and_collapses_progress_bars() -> None:
@@ -29,12 +29,15 @@ def test_console_tees_and_collapses_progress_bars() -> None:
     finally:
         path = console.stop()
     assert path is not None
-    assert path.read_text().splitlines() == [
+    lines = path.read_text().splitlines()
+    # Each stream keeps its order; stdout and stderr are separate pipes, so a stderr line
+    # written between two stdout lines at one moment may be logged before or after them.
+    assert [line for line in lines if line != "to stderr"] == [
         "hello",
-        "to stderr",
         "step 2",
         "from a child process",
     ]
+    assert lines.count("to stderr") == 1
     path.unlink()
 
 
@@ -106,7 +109,7 @@ def test_a_tee_kept_after_stop_never_writes_to_a_reused_descriptor(tmp_path: Pat
         console = ConsoleCapture()
         console.start()
         tee = sys.stdout
-        old_fd = console._write_fd
+        old_fd = console._pipes[1].write_fd
         console.stop()
     finally:
         sys.stdout = saved_stdout
@@ -132,10 +135,34 @@ def test_a_child_holding_the_pipe_keeps_the_reader_and_its_descriptors(tmp_path:
     try:
         path = console.stop(timeout=0.1)  # the child still holds fd 1: no EOF yet
         assert console.active
-        terminal = console._saved[1]
+        terminal = console._pipes[1].saved
         os.fstat(terminal)  # still open: the reader forwards the child's output through it
     finally:
         child.wait(timeout=30)
     console.join(timeout=30)
     assert not console.active
     assert path is not None and "child done" in path.read_text()
+
+
+def test_each_stream_stays_where_it_was_while_both_are_saved(tmp_path: Path) -> None:
+    """``python flow.py 2>/dev/null`` must not show stderr lines: captured stderr goes back to
+    stderr, stdout to stdout, and console.log holds both."""
+    script = tmp_path / "streams.py"
+    script.write_text(
+        "import logging, sys\n"
+        "from prefect_mlops.tracking.capture.console import ConsoleCapture\n"
+        "logging.basicConfig(stream=sys.stderr)\n"
+        "c = ConsoleCapture()\n"
+        "c.start()\n"
+        "print('out line', flush=True)\n"
+        "logging.getLogger('x').warning('err line')\n"
+        "path = c.stop()\n"
+        "print('LOG=' + path.read_text().replace(chr(10), '|'))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=True
+    )
+    printed, log = done.stdout.split("LOG=")
+    assert "out line" in printed and "err line" not in printed
+    assert "err line" in done.stderr and "out line" not in done.stderr
+    assert "out line" in log and "WARNING:x:err line" in log
