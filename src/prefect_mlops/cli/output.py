@@ -138,15 +138,14 @@ def print_table(columns: Sequence[Column], wide: bool = False, title: str | None
     if wide:
         table, _ = fit_table(columns, 0, wide=True, title=title)
         needed = sum(c.natural_width() + 3 for c in columns) + 1
-        console.print(table, width=max(needed, console.width))
+        Console(width=max(needed, console.width)).print(table)
         return
     table, dropped = fit_table(columns, console.width, title=title)
     console.print(table)
     if dropped:
         console.print(
             f"[dim]({', '.join(dropped)} left out to fit {console.width} columns; "
-            "--wide or --json shows everything)[/dim]",
-            soft_wrap=True,
+            "--wide or --json shows everything)[/dim]"
         )
 
 

@@ -30,6 +30,18 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 WideOpt = Annotated[
     bool, typer.Option("--wide", "-w", help="Every column, however wide the terminal.")
 ]
+IdsOpt = Annotated[bool, typer.Option("--ids", help="Print only run ids, one per line.")]
+RunIdArg = Annotated[str, typer.Argument(help="A run id, or 'latest' for the newest run.")]
+
+
+def _run_id(client: TrackingClient, run_id: str) -> str:
+    """``run_id`` itself, or the newest run's id for ``latest``."""
+    if run_id != "latest":
+        return run_id
+    newest = client.search_runs(max_results=1)
+    if not newest:
+        fail("There are no runs yet; 'latest' names the newest run once there is one.")
+    return newest[0].info.run_id
 
 
 def _experiment_ids(client: TrackingClient, names: list[str] | None) -> list[str] | None:
@@ -65,6 +77,7 @@ def runs_list(
     ] = None,
     limit: Annotated[int, typer.Option(help="At most this many runs.")] = 50,
     wide: WideOpt = False,
+    ids_only: IdsOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """List runs, newest first."""
@@ -74,6 +87,9 @@ def runs_list(
         runs = client.search_runs(ids, max_results=limit)
     except MlopsError as exc:
         fail(exc)
+    if ids_only:
+        print("\n".join(r.info.run_id for r in runs))
+        return
     if as_json:
         print_json(runs)
         return
@@ -97,6 +113,7 @@ def runs_search(
     page_token: Annotated[str | None, typer.Option(help="Token of the next page.")] = None,
     count: Annotated[bool, typer.Option("--count", help="Only print how many match.")] = False,
     wide: WideOpt = False,
+    ids_only: IdsOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Find runs with MLflow's filter grammar plus OR, NOT and parentheses."""
@@ -121,6 +138,9 @@ def runs_search(
         )
     except MlopsError as exc:
         fail(exc)
+    if ids_only:
+        print("\n".join(r.info.run_id for r in runs))
+        return
     if as_json:
         print_json({"runs": list(runs), "next_page_token": runs.token})
         return
@@ -177,8 +197,9 @@ def runs_compare(
     as_json: JsonOpt = False,
 ) -> None:
     """Params and metrics of runs side by side; differing params are marked."""
+    client = TrackingClient()
     try:
-        comparison = TrackingClient().compare_runs(run_ids)
+        comparison = client.compare_runs([_run_id(client, r) for r in run_ids])
     except MlopsError as exc:
         fail(exc)
     if as_json:
@@ -212,15 +233,17 @@ def runs_compare(
 
 
 @runs_app.command("show")
-def runs_show(run_id: str, as_json: JsonOpt = False) -> None:
+def runs_show(run_id: RunIdArg, as_json: JsonOpt = False) -> None:
     """Params, metrics (last/min/max), tags, artifacts and the Prefect link of one run."""
-    print_run(TrackingClient(), run_id, as_json)
+    client = TrackingClient()
+    print_run(client, _run_id(client, run_id), as_json)
 
 
 @runs_app.command("history")
-def runs_history(run_id: str, key: str, as_json: JsonOpt = False) -> None:
+def runs_history(run_id: RunIdArg, key: str, as_json: JsonOpt = False) -> None:
     """Every logged point of one metric."""
     client = TrackingClient()
+    run_id = _run_id(client, run_id)
     try:
         history = client.get_metric_history(run_id, key)
         if not len(history):
