@@ -15,6 +15,7 @@ import pytest
 
 import prefect_mlops as mlops
 from prefect_mlops import RunStatus
+from prefect_mlops.tracking.store import SqlTrackingStore
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -97,7 +98,9 @@ def finalised_run(flow_run_id: str, timeout: float = 30) -> mlops.Run:
     (a tracked flow run is finalised moments after Prefect marks it Completed)."""
     deadline = time.monotonic() + timeout
     while True:
-        run = mlops.get_client().store.get_run_by_flow_run_id(flow_run_id)
+        store = mlops.get_client().store
+        run_id = store.run_id_for_flow_run(flow_run_id)
+        run = store.get_run(run_id) if run_id else None
         if run is not None and run.info.status is not RunStatus.RUNNING:
             return run
         if time.monotonic() > deadline:
@@ -519,7 +522,7 @@ def test_run_is_ended_even_when_its_final_write_fails(
     def broken(*args: object, **kwargs: object) -> None:
         raise OSError("artifact store full")
 
-    monkeypatch.setattr(mlops.TrackingClient, "_end_run", broken)
+    monkeypatch.setattr(SqlTrackingStore, "end_run", broken)
 
     @flow(name="unlucky")
     def unlucky() -> str:

@@ -293,9 +293,9 @@ def runs_show(run_id: str, as_json: JsonOpt = False) -> None:
     try:
         run = client.get_run(run_id)
         summaries = client.get_metric_summaries(run_id)
-        artifacts = client.store.artifact_files(run_id)
+        artifacts = client.list_artifact_files(run_id)
         experiment = client.get_experiment(run.info.experiment_id)
-        histograms = client.store.list_histogram_keys(run_id)
+        histograms = client.list_histogram_keys(run_id)
     except MlopsError as exc:
         _fail(exc)
     if as_json:

@@ -47,6 +47,10 @@ class Experiment:
     tags: dict[str, str] = field(default_factory=dict)
 
 
+#: One metric point as stored and buffered: (run_id, key, value or None for NaN, timestamp, step).
+MetricRow = tuple[str, str, float | None, int, int]
+
+
 class Metric(NamedTuple):
     """One logged point. A tuple underneath, so long histories load fast."""
 

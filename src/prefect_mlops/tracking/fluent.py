@@ -159,14 +159,9 @@ def start_run(
     install_pending()
     with _stack_lock:
         if run_id is not None:
-            info = client.store.get_run_info(run_id)
-            if info.lifecycle_stage != "active":
-                raise InvalidInput(f"Run {run_id} is deleted; restore_run() it before resuming.")
-            if info.status is not RunStatus.RUNNING:
-                client.store.update_run(run_id, status=RunStatus.RUNNING)
-            client._writable.add(run_id)
+            resumed = client.resume_run(run_id)
             _stack.append(_Frame(run_id, flow_run_id))
-            return ActiveRun(client.get_run(run_id))
+            return ActiveRun(resumed)
         parent = parent_run_id
         if parent is None:
             top = _stack[-1] if _stack else None

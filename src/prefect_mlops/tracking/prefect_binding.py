@@ -17,13 +17,13 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.exc import IntegrityError
-
-from prefect_mlops.tracking.entities import RunStatus
+from prefect_mlops.core.errors import AlreadyExists
+from prefect_mlops.tracking import runtime
+from prefect_mlops.tracking.entities import RunInfo, RunStatus
 from prefect_mlops.tracking.validation import MAX_PARAM_VALUE_LENGTH, stringify
 
 if TYPE_CHECKING:
@@ -242,9 +242,9 @@ def _local_flow_context(flow_run_id: str) -> Any:
 
 
 def _bind(client: TrackingClient, flow_run_id: str, experiment: str | None) -> str:
-    existing = client.store.run_id_for_flow_run(flow_run_id)
+    existing = client.run_id_for_flow_run(flow_run_id)
     run_id = existing or _create_bound_run(client, flow_run_id, experiment)
-    client._writable.add(run_id)
+    client.claim_run(run_id)
     ctx = _local_flow_context(flow_run_id)
     if ctx is not None and ctx.flow is not None:
         from prefect_mlops.tracking.auto_track import is_auto_tracked
@@ -276,8 +276,8 @@ def _create_bound_run(client: TrackingClient, flow_run_id: str, experiment: str 
             prefect_flow_run_id=flow_run_id,
             params=flatten_params(parameters),
         )
-    except IntegrityError:  # another process bound it first
-        other = client.store.run_id_for_flow_run(flow_run_id)
+    except AlreadyExists:  # another process bound it first
+        other = client.run_id_for_flow_run(flow_run_id)
         assert other is not None
         return other
     return run.info.run_id
@@ -288,7 +288,7 @@ def _parent_run_id(client: TrackingClient, parent_flow_run_id: str) -> str:
     been finalised is not bound again), else created now."""
     return (
         _bound.get(parent_flow_run_id)
-        or client.store.run_id_for_flow_run(parent_flow_run_id)
+        or client.run_id_for_flow_run(parent_flow_run_id)
         or bound_run_id(client, parent_flow_run_id, None)
     )
 
@@ -364,8 +364,8 @@ def finish_bound_run(
         if status is RunStatus.FAILED and message:
             final_tags[ERROR_TAG] = message[:8000]
         try:
-            client._end_run(
-                run_id, status, tags=final_tags, texts=texts, files=files, end_time=end_time
+            client.set_terminated(
+                run_id, status, end_time, tags=final_tags, texts=texts, files=files
             )
         except Exception as exc:
             logger.warning("Run %s ended without its final tags and files: %r", run_id, exc)
@@ -391,3 +391,33 @@ def forget_bindings() -> None:
     with _bind_lock:
         _bound.clear()
         _details.clear()
+
+
+def settle_stale_runs(client: TrackingClient, infos: Sequence[RunInfo]) -> bool:
+    """Settle runs still RUNNING whose flow runs ended elsewhere; True if any changed."""
+    from prefect_mlops.tracking.reconcile import reconcile_runs  # reconcile imports this module
+
+    return bool(reconcile_runs(client, infos, quiet=True))
+
+
+def publish_markdown(key: str, markdown: str, description: str) -> str:
+    """Create a markdown artifact on the current Prefect flow run."""
+    from prefect.artifacts import create_markdown_artifact
+
+    from prefect_mlops.tracking.prefect_ui import artifact_key
+
+    artifact = create_markdown_artifact(
+        markdown=markdown,
+        key=artifact_key(key),
+        description=description,
+        _sync=True,  # type: ignore[call-arg]
+    )
+    return str(artifact)
+
+
+runtime.register_orchestrator(
+    current_flow_run_id=current_flow_run_id,
+    bound_run_id=bound_run_id,
+    settle_stale_runs=settle_stale_runs,
+    publish_markdown=publish_markdown,
+)

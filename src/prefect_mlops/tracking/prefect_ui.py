@@ -107,7 +107,7 @@ def publish_run_summary(
     docs = [
         (
             artifact_key("mlops-summary", experiment),
-            summary_markdown(run, experiment, summaries, store.artifact_files(run_id), steps),
+            summary_markdown(run, experiment, summaries, client.list_artifact_files(run_id), steps),
             "Run summary",
         )
     ]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from prefect_mlops.core.ids import now_ms
-from prefect_mlops.tracking.entities import RunInfo, RunStatus, RunTag
+from prefect_mlops.tracking.entities import RunInfo, RunStatus
 from prefect_mlops.tracking.prefect_binding import STATE_TO_STATUS
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def reconcile_runs(
     """Settle RUNNING runs whose flow runs have ended; returns (run_id, new status, state)."""
     candidates = [
         r
-        for r in (runs if runs is not None else client.store.list_running_bound_runs())
+        for r in (runs if runs is not None else client.list_running_bound_runs())
         if r.prefect_flow_run_id and r.status is RunStatus.RUNNING
     ]
     if not candidates:
@@ -66,10 +66,7 @@ def reconcile_runs(
         recent = end_ms is not None and now_ms() - end_ms < FINALISE_GRACE_MS
         if recent and state_type != "CRASHED":
             continue
-        if client.store.update_run(
-            info.run_id, status=status, end_time=end_ms, only_if_status=RunStatus.RUNNING
-        ):
-            client.store.set_tags(info.run_id, [RunTag(RECONCILED_TAG, state_name)])
+        if client.settle_run(info.run_id, status, end_ms, tags={RECONCILED_TAG: state_name}):
             changed.append((info.run_id, status, state_name))
     return changed
 

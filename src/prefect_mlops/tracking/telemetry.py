@@ -189,7 +189,7 @@ class SystemSampler:
                 raise InvalidInput("A stopped SystemSampler cannot be restarted.")
             if self._thread is not None:
                 return self
-            self.client._require_writable(self.run_id)  # fail here, not in the thread
+            self.client.require_writable(self.run_id)  # fail here, not in the thread
             if self.gpus:
                 self._open_gpus()
             if self._last is None:

@@ -325,7 +325,7 @@ def _log_candidates(run_id: str, estimator: Any, results: Mapping[str, Any]) -> 
     from prefect_mlops.tracking.entities import Metric, Param, RunStatus
 
     client = fluent.get_client()
-    experiment_id = client.store.get_run_info(run_id).experiment_id
+    experiment_id = client.get_run_info(run_id).experiment_id
     keys = [k for k in results if k.startswith(_SEARCH_SCORE_PREFIXES)]
     cls = type(estimator)
     tags = {"mlflow.autologging": "sklearn", "estimator_name": cls.__name__}
