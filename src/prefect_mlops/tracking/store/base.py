@@ -34,8 +34,6 @@ __all__ = ["MetricRow", "TrackingStore"]
 class TrackingStore(Protocol):
     """Experiments, runs, params, tags, metrics, histograms, artifact records and searches."""
 
-    database_url: str
-
     # -- experiments ------------------------------------------------------------------------
 
     def create_experiment(

@@ -8,12 +8,14 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from prefect_mlops.core.errors import StorageError
 from prefect_mlops.tracking import tables as t
 from prefect_mlops.tracking.entities import MetricRow, RunInfo
 from prefect_mlops.tracking.store.sql.engine import SqlStoreBase, numeric_value
 from prefect_mlops.tracking.store.sql.metrics import summarise
 
-# The runs columns a RunInfo holds (the others, deleted_time, are NULL for a new run).
+# The columns of ``runs``, in table order: what a RunInfo holds, then deleted_time (NULL for
+# a new run).
 _INFO_COLUMNS = (
     "run_id",
     "experiment_id",
@@ -27,14 +29,14 @@ _INFO_COLUMNS = (
     "parent_run_id",
     "prefect_flow_run_id",
 )
+_COLUMNS = (*_INFO_COLUMNS, "deleted_time")
+_STATUS = _INFO_COLUMNS.index("status")
 _info_values = attrgetter(*_INFO_COLUMNS)
 
 
-def _run_row(info: RunInfo) -> dict[str, Any]:
-    row = dict(zip(_INFO_COLUMNS, _info_values(info), strict=True))
-    row["status"] = info.status.value
-    row["deleted_time"] = None
-    return row
+def _run_values(info: RunInfo) -> tuple[Any, ...]:
+    values = _info_values(info)
+    return (*values[:_STATUS], info.status.value, *values[_STATUS + 1 :], None)
 
 
 class BulkMixin(SqlStoreBase):
@@ -57,8 +59,9 @@ class BulkMixin(SqlStoreBase):
         mark = self._mark
         by_run_key = itemgetter(0, 1)
         columns = [c.name for c in t.runs.columns]
-        run_rows = [_run_row(info) for info in runs]
-        run_values = [tuple(r[c] for c in columns) for r in run_rows]
+        if tuple(columns) != _COLUMNS:
+            raise StorageError(f"The runs table has columns {columns}; expected {list(_COLUMNS)}.")
+        run_values = [_run_values(info) for info in runs]
         param_rows = sorted(((r, k, v, numeric_value(v)) for r, k, v in params), key=by_run_key)
         tag_rows = sorted(tags, key=by_run_key)
         points = sorted(metrics, key=by_run_key)  # stable: each series keeps its order
@@ -109,13 +112,13 @@ class BulkMixin(SqlStoreBase):
                     cur.executemany(
                         "INSERT INTO runs_fts(rowid, doc) VALUES (?, ?)",
                         [
-                            (first + i, f"{r['run_name']} {' '.join(words.get(r['run_id'], ()))}")
-                            for i, r in enumerate(run_rows)
+                            (first + i, f"{r.run_name} {' '.join(words.get(r.run_id, ()))}")
+                            for i, r in enumerate(runs)
                         ],
                     )
             finally:
                 cur.close()
             if not sqlite:
-                self._refresh_search_docs(conn, [r["run_id"] for r in run_rows])
+                self._refresh_search_docs(conn, [r.run_id for r in runs])
 
         self._write(do)
