@@ -103,7 +103,7 @@ def _ours_logged() -> dict:
     import prefect_mlops as mlops
 
     run = max(mlops.search_runs(), key=lambda r: r.info.start_time)  # the timed one
-    files = mlops.get_client().store.artifact_files(run.info.run_id, "")
+    files = mlops.get_client().list_artifact_files(run.info.run_id, "")
     points = sum(s.count for s in mlops.get_client().get_metric_summaries(run.info.run_id))
     described = _described(run.data.params, run.data.metrics, points, [f.path for f in files])
     return described | {"score_rows": run.data.tags.get("training_score_rows", "")}

@@ -103,11 +103,21 @@ def test_watchdog_needs_a_persistent_prefect_server(mlops_home: Path, tmp_path: 
     assert "automation" not in done.stdout.lower()
 
 
+DEMO_ARGS = ("--epochs", "2", "--lr", "0.01", "--batch-size", "32")
+
+
 def test_demo_takes_a_sweep_and_links_its_own_flow_run(
     prefect_server: str, mlops_home: Path
 ) -> None:
-    code, text = run_cli("demo", "--epochs", "2", "--lr", "0.01", "--batch-size", "32")
-    assert code == 0, text
+    done = subprocess.run(
+        [sys.executable, "-m", "prefect_mlops.cli.main", "demo", *DEMO_ARGS],
+        env={**os.environ, "COLUMNS": "80"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = done.stdout
     (run,) = mlops.search_runs()
     assert (run.data.params["lr"], run.data.params["batch_size"]) == ("0.01", "32")
     url = run.data.tags["prefect.url"]

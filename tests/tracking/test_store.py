@@ -270,7 +270,7 @@ def test_end_run_stores_final_tags_and_artifacts_with_the_status(
     client.log_metric(run_id, "loss", 0.25)  # buffered: ending writes it first
     console = tmp_path / "console.txt"  # type: ignore[operator]
     console.write_text("hello\n")
-    client._end_run(
+    client.set_terminated(
         run_id,
         "FAILED",
         tags={"stage": "prod", "git.branch": "feature-x"},

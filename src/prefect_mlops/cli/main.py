@@ -1,6 +1,7 @@
-"""``prefect-mlops``: the command. Each group of subcommands lives in a module of its own:
-``experiments.py``, ``runs.py``, ``searches.py``; ``setup.py`` and ``demo.py`` hold what the
-``setup`` and ``demo`` commands do, ``output.py`` the rendering they share."""
+"""``prefect-mlops``: the command. Each group of subcommands lives in a module of its own
+(``experiments.py``, ``runs.py``, ``searches.py``, ``server.py``); ``setup.py`` and
+``demo.py`` hold what the ``setup`` and ``demo`` commands do, ``output.py`` the rendering
+they share."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from prefect_mlops.cli.experiments import experiments_app
 from prefect_mlops.cli.output import console, error_console, fail
 from prefect_mlops.cli.runs import runs_app
 from prefect_mlops.cli.searches import searches_app
+from prefect_mlops.cli.server import server_app
 from prefect_mlops.cli.setup import create_watchdog, default_within, enable_auto_tracking
 from prefect_mlops.core.db import get_engine, mask_url
 from prefect_mlops.core.errors import MlopsError
@@ -31,6 +33,7 @@ app.add_typer(experiments_app, name="experiments")
 app.add_typer(runs_app, name="runs")
 app.add_typer(db_app, name="db")
 app.add_typer(searches_app, name="searches")
+app.add_typer(server_app, name="server")
 
 
 @db_app.command("upgrade")

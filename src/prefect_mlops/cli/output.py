@@ -149,17 +149,6 @@ def print_table(columns: Sequence[Column], wide: bool = False, title: str | None
         )
 
 
-def distinguishing_suffixes(ids: Sequence[str], minimum: int = 4) -> list[str]:
-    """The shortest ends of ``ids`` (at least ``minimum`` characters) that tell them apart.
-
-    Run ids are time-ordered, so runs made together share long prefixes; their ends differ."""
-    for length in range(minimum, max((len(i) for i in ids), default=minimum) + 1):
-        ends = [i[-length:] for i in ids]
-        if len(set(ends)) == len(set(ids)):
-            return ends
-    return list(ids)
-
-
 def runs_columns(runs: Sequence[Run], experiment_names: dict[str, str] | None) -> list[Column]:
     """The columns of a runs listing; the experiment column only with ``experiment_names``."""
     columns = [
@@ -171,20 +160,20 @@ def runs_columns(runs: Sequence[Run], experiment_names: dict[str, str] | None) -
             Column(
                 "experiment",
                 [experiment_names.get(r.info.experiment_id, r.info.experiment_id) for r in runs],
-                drop=5,
+                drop=4,
             )
         )
     columns += [
         Column("status", [status_text(r.info.status.value) for r in runs]),
-        Column("started", [when(r.info.start_time, short=True) for r in runs], drop=3),
-        Column("duration", [duration(r.info.start_time, r.info.end_time) for r in runs], drop=4),
+        Column("started", [when(r.info.start_time, short=True) for r in runs], drop=5),
+        Column("duration", [duration(r.info.start_time, r.info.end_time) for r in runs], drop=6),
         Column(
             "metrics",
             [
                 " ".join(f"{k}={num(v, 4)}" for k, v in sorted(r.data.metrics.items())[:4])
                 for r in runs
             ],
-            drop=6,
+            drop=3,
             fold=True,
             min_width=22,
         ),

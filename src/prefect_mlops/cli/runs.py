@@ -10,7 +10,6 @@ from rich.table import Table
 from prefect_mlops.cli.output import (
     Column,
     console,
-    distinguishing_suffixes,
     fail,
     num,
     print_json,
@@ -23,6 +22,7 @@ from prefect_mlops.core.errors import MlopsError, NotFound
 from prefect_mlops.tracking.client import TrackingClient
 from prefect_mlops.tracking.entities import Run
 from prefect_mlops.tracking.flow_runs.reconcile import prefect_api_configured, reconcile_runs
+from prefect_mlops.tracking.search.compare import distinguishing_suffixes
 
 runs_app = typer.Typer(help="Tracking runs.", no_args_is_help=True)
 

@@ -49,6 +49,30 @@ class Settings(BaseSettings):
             "`set_experiment` (default 'Default'; a flow run's own run is in its flow's)."
         ),
     )
+    tracking_uri: str | None = Field(
+        default=None,
+        description=(
+            "URL of a prefect-mlops tracking server (`http://host:5000`): the client then "
+            "logs there instead of to `database_url`."
+        ),
+    )
+    offline: bool = Field(
+        default=False,
+        description=(
+            "Spool everything for the tracking server to disk without trying to reach it; "
+            "`prefect-mlops sync` sends it later."
+        ),
+    )
+    spool_max_mb: float = Field(
+        default=1024.0,
+        gt=0,
+        description="Largest the offline spool may grow before logging calls are refused.",
+    )
+    server_max_request_mb: float = Field(
+        default=64.0,
+        gt=0,
+        description="Largest request body the tracking server accepts (artifact uploads aside).",
+    )
     flush_interval: float = Field(
         default=1.0,
         gt=0,
@@ -115,6 +139,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.resolved_home / 'mlops.db'}"
+
+    @property
+    def resolved_spool_dir(self) -> Path:
+        return self.resolved_home / "spool"
 
     @property
     def resolved_artifact_storage(self) -> str:

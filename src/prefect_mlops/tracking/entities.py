@@ -47,6 +47,10 @@ class Experiment:
     tags: dict[str, str] = field(default_factory=dict)
 
 
+#: One metric point as stored and buffered: (run_id, key, value or None for NaN, timestamp, step).
+MetricRow = tuple[str, str, float | None, int, int]
+
+
 class Metric(NamedTuple):
     """One logged point. A tuple underneath, so long histories load fast."""
 
@@ -105,7 +109,11 @@ class MetricHistory(Sequence[Metric]):
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"<MetricHistory {self.key!r}: {len(self)} points>"
+        shown = ", ".join(
+            f"(step={s}, value={v!r})" for s, v in zip(self.steps[:3], self.values[:3], strict=True)
+        )
+        more = f", ... {len(self) - 3} more" if len(self) > 3 else ""
+        return f"MetricHistory({self.key!r}, {len(self)} points: [{shown}{more}])"
 
 
 class PagedList(list[T]):

@@ -16,7 +16,11 @@ MAX_TAG_VALUE_LENGTH = 8000
 MAX_RUN_NAME_LENGTH = 250
 MAX_EXPERIMENT_NAME_LENGTH = 256
 
-_KEY_RE = re.compile(r"[A-Za-z0-9_\-./ ]+")
+#: The characters a metric, param or tag key may hold (a regex character class body).
+KEY_CHARACTERS = r"A-Za-z0-9_\-./ "
+_KEY_RE = re.compile(f"[{KEY_CHARACTERS}]+")
+#: One character a key may not hold: what integrations replace when they derive keys.
+INVALID_KEY_CHARACTER = re.compile(f"[^{KEY_CHARACTERS}]")
 _valid_keys: set[str] = set()
 
 
@@ -34,7 +38,7 @@ def validate_key(key: object, kind: str = "metric") -> str:
             f"{MAX_KEY_LENGTH}. Use a shorter name."
         )
     if not _KEY_RE.fullmatch(key):
-        bad = sorted({c for c in key if not _KEY_RE.fullmatch(c)})
+        bad = sorted(set(INVALID_KEY_CHARACTER.findall(key)))
         raise InvalidInput(
             f"{kind} key {key!r} contains {''.join(bad)!r}; keys may only contain letters, "
             "digits, '_', '-', '.', '/' and spaces."
@@ -83,24 +87,24 @@ def stringify(value: object) -> str:
     return str(value)
 
 
-def validate_param_value(key: str, value: object) -> str:
+def _bounded_text(kind: str, key: str, value: object, limit: int, instead: str) -> str:
     text = stringify(value)
-    if len(text) > MAX_PARAM_VALUE_LENGTH:
+    if len(text) > limit:
         raise InvalidInput(
-            f"Param {key!r} has a value of {len(text)} characters; the limit is "
-            f"{MAX_PARAM_VALUE_LENGTH}. Log long values with log_text or log_dict instead."
+            f"{kind} {key!r} has a value of {len(text)} characters; the limit is "
+            f"{limit}. Log long values with {instead} instead."
         )
     return text
+
+
+def validate_param_value(key: str, value: object) -> str:
+    """A param value as stored (a string), refused beyond `MAX_PARAM_VALUE_LENGTH`."""
+    return _bounded_text("Param", key, value, MAX_PARAM_VALUE_LENGTH, "log_text or log_dict")
 
 
 def validate_tag_value(key: str, value: object) -> str:
-    text = stringify(value)
-    if len(text) > MAX_TAG_VALUE_LENGTH:
-        raise InvalidInput(
-            f"Tag {key!r} has a value of {len(text)} characters; the limit is "
-            f"{MAX_TAG_VALUE_LENGTH}. Log long values with log_text instead."
-        )
-    return text
+    """A tag value as stored (a string), refused beyond `MAX_TAG_VALUE_LENGTH`."""
+    return _bounded_text("Tag", key, value, MAX_TAG_VALUE_LENGTH, "log_text")
 
 
 def validate_name(name: object, kind: str, limit: int) -> str:

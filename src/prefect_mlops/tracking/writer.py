@@ -15,7 +15,7 @@ import threading
 import weakref
 from collections.abc import Callable, Sequence
 
-from prefect_mlops.tracking.store import MetricRow
+from prefect_mlops.tracking.entities import MetricRow
 
 logger = logging.getLogger("prefect_mlops.writer")
 
@@ -63,15 +63,6 @@ class MetricWriter:
     def append(self, row: MetricRow) -> None:
         with self._lock:
             self._buffer.append(row)
-            pending = len(self._buffer)
-        if self._thread is None:
-            self._ensure_thread()
-        if pending >= self.max_buffered:
-            self.flush()
-
-    def extend(self, rows: Sequence[MetricRow]) -> None:
-        with self._lock:
-            self._buffer.extend(rows)
             pending = len(self._buffer)
         if self._thread is None:
             self._ensure_thread()

@@ -13,7 +13,7 @@ from prefect_mlops.tracking.search.grammar import (
     parse_filter,
     parse_order_by,
 )
-from prefect_mlops.tracking.search.sql import FilterCompiler
+from prefect_mlops.tracking.store.sql.filters import FilterCompiler
 
 
 def shape(node: object) -> object:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import re
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -16,7 +15,12 @@ from typing import Any, TypeVar
 
 from prefect_mlops.tracking import fluent
 from prefect_mlops.tracking.entities import RunStatus
-from prefect_mlops.tracking.validation import MAX_PARAM_VALUE_LENGTH, stringify
+from prefect_mlops.tracking.validation import (
+    INVALID_KEY_CHARACTER,
+    MAX_KEY_LENGTH,
+    MAX_PARAM_VALUE_LENGTH,
+    stringify,
+)
 
 logger = logging.getLogger("prefect_mlops.autolog")
 
@@ -58,7 +62,6 @@ def reset_reported() -> None:
 _MB = 1024 * 1024
 _session_lock = threading.Lock()
 _session_depth = 0
-_BAD_KEY_CHARS = re.compile(r"[^A-Za-z0-9_\-./ ]")
 
 
 @contextmanager
@@ -134,9 +137,19 @@ def param_text(value: Any) -> str | None:
     return text if len(text) <= MAX_PARAM_VALUE_LENGTH else None
 
 
+def safe_key(name: object) -> str:
+    """``name`` (a TensorBoard tag, a Keras metric name) as a valid key: characters a key may
+    not hold become ``_``, empty, ``.`` and ``..`` path segments are dropped (``train//loss``
+    is ``train/loss``), at most 250 characters."""
+    text = INVALID_KEY_CHARACTER.sub("_", str(name))
+    parts = [p for p in text.split("/") if p not in ("", ".", "..")]
+    key = "/".join(parts)[:MAX_KEY_LENGTH].rstrip("/")
+    return key or "_"
+
+
 def metric_key(data: str, metric: str) -> str:
     """``<data>-<metric>``, any character a metric key may not hold (``@``) replaced by ``_``."""
-    return _BAD_KEY_CHARS.sub("_", f"{data}-{metric}")
+    return safe_key(f"{data}-{metric}")
 
 
 def log_model_file(run_id: str, write: Callable[[Path], None], filename: str) -> bool:

@@ -27,7 +27,6 @@ import importlib
 import inspect
 import logging
 import math
-import re
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -43,6 +42,7 @@ from prefect_mlops.tracking.autolog._common import (
     open_run,
     param_text,
     safe_hook,
+    safe_key,
     training_session,
 )
 from prefect_mlops.tracking.entities import Param, RunTag
@@ -55,7 +55,6 @@ logger = logging.getLogger("prefect_mlops.autolog")
 
 _ORIGINAL_ATTR = "__prefect_mlops_original__"
 _CALLBACK_MARK = "__prefect_mlops_callback__"
-_KEY_BAD = re.compile(r"[^A-Za-z0-9_\-./ ]")
 #: ``fit`` arguments logged as params (with their defaults when not given)
 _FIT_PARAMS = (
     "epochs",
@@ -73,11 +72,6 @@ _config: AutologConfig | None = None
 _patches = AttributePatches(_ORIGINAL_ATTR)
 _callback_class: type | None = None
 _lock = threading.Lock()
-
-
-def sanitize_key(name: object) -> str:
-    key = _KEY_BAD.sub("_", str(name))[:250]
-    return key or "_"
 
 
 def _number(value: Any) -> float | None:
@@ -154,7 +148,7 @@ def _log_epoch(run_id: str, epoch: int, logs: Mapping[str, Any] | None) -> None:
     for name, value in (logs or {}).items():
         number = _number(value)
         if number is not None:
-            client.log_metric(run_id, sanitize_key(name), number, None, int(epoch))
+            client.log_metric(run_id, safe_key(name), number, None, int(epoch))
 
 
 def _make_callback_class(keras: Any) -> type:

@@ -26,7 +26,6 @@ import importlib.util
 import logging
 import math
 import os
-import re
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import Any
 
 from prefect_mlops.tracking import fluent
 from prefect_mlops.tracking.autolog import AutologConfig
-from prefect_mlops.tracking.autolog._common import AttributePatches, safe_hook
+from prefect_mlops.tracking.autolog._common import AttributePatches, safe_hook, safe_key
 from prefect_mlops.tracking.entities import RunTag
 
 LIBRARY = "torch"
@@ -46,8 +45,6 @@ logger = logging.getLogger("prefect_mlops.autolog")
 _WRITER_MODULES = ("torch.utils.tensorboard", "tensorboardX")
 _WRITER_METHODS = ("add_scalar", "add_scalars", "add_histogram", "add_image")
 _ORIGINAL_ATTR = "__prefect_mlops_original__"
-_KEY_BAD = re.compile(r"[^A-Za-z0-9_\-./ ]")
-_MAX_KEY = 250
 
 _config: AutologConfig | None = None
 _patches = AttributePatches(_ORIGINAL_ATTR)
@@ -58,15 +55,9 @@ _state = threading.local()
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def sanitize_key(tag: object) -> str:
-    """``tag`` as a valid metric key: other characters become ``_``, at most 250 long."""
-    key = _KEY_BAD.sub("_", str(tag))[:_MAX_KEY]
-    return key or "_"
-
-
 def _artifact_segment(tag: object) -> str:
     """``tag`` as a relative artifact folder (``/`` kept, ``.``/``..`` parts neutralised)."""
-    parts = [p for p in sanitize_key(tag).split("/") if p.strip()]
+    parts = [p for p in safe_key(tag).split("/") if p.strip()]
     parts = ["_" if p in (".", "..") else p for p in parts]
     return "/".join(parts) or "_"
 
@@ -162,7 +153,7 @@ def _record_scalar(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
     step = _step(_arg(args, kwargs, 2, "global_step"))
     timestamp = _timestamp(_arg(args, kwargs, 3, "walltime"))
     fluent.get_client().log_metric(
-        _run_id(create=True), sanitize_key(tag), _scalar(value), timestamp, step
+        _run_id(create=True), safe_key(tag), _scalar(value), timestamp, step
     )
 
 
@@ -175,7 +166,7 @@ def _record_scalars(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
     timestamp = _timestamp(_arg(args, kwargs, 3, "walltime"))
     client, run_id = fluent.get_client(), _run_id(create=True)
     for sub, value in values.items():
-        key = sanitize_key(f"{main_tag}/{sub}")
+        key = safe_key(f"{main_tag}/{sub}")
         client.log_metric(run_id, key, _scalar(value), timestamp, step)
 
 
@@ -190,7 +181,7 @@ def _record_histogram(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
     count = bins if isinstance(bins, int) and not isinstance(bins, bool) and bins > 0 else 30
     fluent.get_client().log_histogram(
         _run_id(create=True),
-        sanitize_key(tag),
+        safe_key(tag),
         _to_numpy(values),
         step=step,
         bins=count,
@@ -265,10 +256,10 @@ def _record_checkpoint(target: str | os.PathLike[Any]) -> None:
         digest = client.log_artifact(run_id, path, "checkpoints").sha256
     if digest is None:
         digest = _sha256(path)
-    name = sanitize_key(Path(path).name)
+    name = safe_key(Path(path).name)
     tags = {"path": path, "size": str(size), "sha256": digest, "uploaded": str(upload).lower()}
     client.log_batch(
-        run_id, tags=[RunTag(sanitize_key(f"checkpoint.{name}.{k}"), v) for k, v in tags.items()]
+        run_id, tags=[RunTag(safe_key(f"checkpoint.{name}.{k}"), v) for k, v in tags.items()]
     )
 
 

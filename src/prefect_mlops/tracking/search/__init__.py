@@ -1,1 +1,5 @@
-"""Finding runs: the filter grammar, its translation to SQL, aggregation and comparison."""
+"""Run search pieces that need no database:
+
+- ``grammar.py``: the filter and order-by grammar (tokens, parse trees, errors with carets);
+- ``compare.py``: runs side by side (`RunComparison`) and its markdown report.
+"""

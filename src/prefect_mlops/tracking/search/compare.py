@@ -4,17 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from prefect_mlops.core.errors import InvalidInput
+from prefect_mlops.tracking import runtime
 from prefect_mlops.tracking.charts import multi_line_chart_svg, svg_data_uri
-from prefect_mlops.tracking.entities import MetricSummary, Run
-
-if TYPE_CHECKING:
-    from prefect_mlops.tracking.client import TrackingClient
+from prefect_mlops.tracking.entities import MetricHistory, MetricSummary, Run
 
 MAX_COMPARED = 20
 MAX_CHARTS = 12
+
+
+class MetricHistorySource(Protocol):
+    """Anything that reads metric histories (a `TrackingClient`)."""
+
+    def get_metric_history(self, run_id: str, key: str) -> MetricHistory: ...
+
+
+def distinguishing_suffixes(ids: Sequence[str], minimum: int = 4) -> list[str]:
+    """The shortest ends of ``ids`` (at least ``minimum`` characters) that tell them apart.
+
+    Run ids are time-ordered, so runs made together share long prefixes; their ends differ."""
+    for length in range(minimum, max((len(i) for i in ids), default=minimum) + 1):
+        ends = [i[-length:] for i in ids]
+        if len(set(ends)) == len(set(ids)):
+            return ends
+    return list(ids)
 
 
 @dataclass(frozen=True)
@@ -30,9 +45,10 @@ class RunComparison:
     def run_ids(self) -> list[str]:
         return [r.info.run_id for r in self.runs]
 
-    def to_markdown(self, client: TrackingClient | None = None) -> str:
+    def to_markdown(self, client: MetricHistorySource | None = None) -> str:
         """A markdown report; with ``client``, one overlaid chart per metric too."""
-        names = [f"{r.info.run_name} ({r.info.run_id[:8]})" for r in self.runs]
+        ends = distinguishing_suffixes(self.run_ids)
+        names = [f"{r.info.run_name} (…{end})" for r, end in zip(self.runs, ends, strict=True)]
         header = "| | " + " | ".join(names) + " |"
         rule = "|---" * (len(names) + 1) + "|"
         lines = ["# Run comparison", "", "## Params", "", header, rule]
@@ -57,26 +73,34 @@ class RunComparison:
                 lines += [f"![{key}]({svg_data_uri(svg)})", ""]
         return "\n".join(lines) + "\n"
 
-    def publish(self, client: TrackingClient, key: str = "mlops-run-comparison") -> str:
-        """Create the report as a markdown artifact on the current Prefect flow run."""
-        from prefect_mlops.tracking import runtime
-
+    def publish(self, client: MetricHistorySource, key: str = "mlops-run-comparison") -> str:
+        """Add the report as a markdown artifact to the current Prefect flow run."""
         publish = runtime.hooks.publish_markdown
-        assert publish is not None
+        if publish is None:
+            raise InvalidInput(
+                "compare_runs(..., publish=True) publishes to a Prefect flow run; call it "
+                "inside a flow or task."
+            )
         return publish(key, self.to_markdown(client), f"Comparison of {len(self.runs)} runs")
 
 
-def compare(client: TrackingClient, run_ids: Sequence[str]) -> RunComparison:
+def compared_ids(run_ids: Sequence[str]) -> list[str]:
+    """The distinct ids of ``run_ids``, in order; InvalidInput unless 2 to `MAX_COMPARED`."""
     ids = list(dict.fromkeys(run_ids))
     if not 2 <= len(ids) <= MAX_COMPARED:
         raise InvalidInput(
             f"compare_runs needs 2 to {MAX_COMPARED} distinct run ids; got {len(ids)}."
         )
-    runs = [client.get_run(run_id) for run_id in ids]
+    return ids
+
+
+def compare(runs: Sequence[Run], summaries: Sequence[Sequence[MetricSummary]]) -> RunComparison:
+    """Line up ``runs`` and their metric summaries (``summaries[i]`` belongs to ``runs[i]``)."""
+    compared_ids([r.info.run_id for r in runs])
     param_keys = sorted({k for r in runs for k in r.data.params})
     params = {k: [r.data.params.get(k) for r in runs] for k in param_keys}
     differing = [k for k, values in params.items() if len(set(values)) > 1]
-    summaries = [{s.key: s for s in client.get_metric_summaries(i)} for i in ids]
-    metric_keys = sorted({k for s in summaries for k in s})
-    metrics = {k: [s.get(k) for s in summaries] for k in metric_keys}
-    return RunComparison(runs, params, differing, metrics)
+    by_key = [{s.key: s for s in run_summaries} for run_summaries in summaries]
+    metric_keys = sorted({k for s in by_key for k in s})
+    metrics = {k: [s.get(k) for s in by_key] for k in metric_keys}
+    return RunComparison(list(runs), params, differing, metrics)

@@ -1,50 +1,23 @@
-"""Search, count, aggregate and save searches of runs: the `TrackingClient` methods.
+"""Search, count, aggregate, compare and save searches of runs.
 
-Filters are parsed (grammar.py), compiled to SQL (sql.py) and run by the store; pages are
-walked with keyset tokens, so inserting runs while paging neither repeats nor skips any.
+The store parses and runs the filter; pages are walked with keyset tokens, so inserting runs
+while paging neither repeats nor skips any.
 """
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-import sqlalchemy as sa
-
 from prefect_mlops.core.errors import InvalidInput, NotFound
 from prefect_mlops.core.ids import now_ms
-from prefect_mlops.tracking import tables as t
-from prefect_mlops.tracking.entities import (
-    PagedList,
-    Run,
-    SavedSearch,
-    ViewType,
-)
-from prefect_mlops.tracking.search import sql
-from prefect_mlops.tracking.search.grammar import (
-    Identifier,
-    InvalidFilter,
-    parse_filter,
-    parse_order_by,
-    tokenize,
-)
+from prefect_mlops.tracking.client.base import ClientBase, as_view
+from prefect_mlops.tracking.entities import MetricSummary, PagedList, Run, SavedSearch, ViewType
+from prefect_mlops.tracking.search.compare import RunComparison, compare, compared_ids
 from prefect_mlops.tracking.validation import MAX_KEY_LENGTH, validate_name
 
-if TYPE_CHECKING:
-    from prefect_mlops.tracking.store import SqlTrackingStore
-
 MAX_RESULTS = 50_000
-AGGREGATES = ("mean", "min", "max", "sum", "count", "std")
-
-
-def _view(value: ViewType | str) -> ViewType:
-    try:
-        return ViewType(value)
-    except ValueError:
-        raise InvalidInput(
-            f"run_view_type {value!r} is not one of {[v.value for v in ViewType]}."
-        ) from None
 
 
 def runs_to_pandas(runs: Sequence[Run]) -> Any:
@@ -74,22 +47,22 @@ def runs_to_pandas(runs: Sequence[Run]) -> Any:
     return pd.DataFrame.from_records(records)
 
 
-class RunSearchMixin:
-    """Search methods of `TrackingClient` (needs ``store`` and ``flush``)."""
+class SearchClient(ClientBase):
+    if TYPE_CHECKING:  # from the runs and metrics parts of TrackingClient
 
-    store: SqlTrackingStore
+        def get_run(self, run_id: str) -> Run: ...
 
-    if TYPE_CHECKING:  # provided by TrackingClient
-
-        def flush(self) -> None: ...
-
-        def _reconcile(self, runs: Sequence[Run]) -> bool: ...
+        def get_metric_summaries(self, run_id: str) -> list[MetricSummary]: ...
 
     def _experiment_scope(
         self, experiment_ids: Sequence[str] | None, experiment_names: Sequence[str] | None
     ) -> list[str] | None:
         if experiment_ids is None and experiment_names is None:
             return None
+        if isinstance(experiment_ids, str):
+            experiment_ids = [self._one_experiment_id(experiment_ids)]
+        if isinstance(experiment_names, str):
+            experiment_names = [experiment_names]
         ids = list(experiment_ids or [])
         for name in experiment_names or []:
             found = self.store.get_experiment_by_name(name)
@@ -97,12 +70,21 @@ class RunSearchMixin:
                 ids.append(found.experiment_id)
         return ids
 
-    def _conditions(self, filter_string: str | None, query: str | None) -> sql.RunFilter:
-        node = parse_filter(filter_string)
-        run_filter = sql.FilterCompiler(filter_string or "").compile_runs(node)
-        if query is not None and query.strip():
-            run_filter.conditions.append(self.store.full_text_condition(query))
-        return run_filter
+    def _one_experiment_id(self, text: str) -> str:
+        """A string passed where a list of experiment ids goes: one id that must exist, or
+        (a common slip from ``mlflow.search_runs("metrics.acc > 0.9")``) a filter."""
+        if re.search(r"[\s=<>!]", text.strip()) or "." in text:
+            raise InvalidInput(
+                f"experiment_ids={text!r} looks like a filter, not a list of experiment ids; "
+                f"pass it as filter_string={text!r} (e.g. search_runs(filter_string=...))."
+            )
+        try:
+            return self.store.get_experiment(text).experiment_id
+        except NotFound:
+            raise NotFound(
+                f"experiment_ids={text!r} is a string, read as one experiment id, and no "
+                "experiment has it; pass a list of ids, or filter_string= for a filter."
+            ) from None
 
     def _apply_saved(
         self,
@@ -154,33 +136,23 @@ class RunSearchMixin:
         filter_string, order_by, experiment_ids, query = self._apply_saved(
             saved, filter_string, order_by, experiment_ids, query
         )
-        view = _view(run_view_type)
+        view = as_view(run_view_type)
         scope = self._experiment_scope(experiment_ids, experiment_names)
-        run_filter = self._conditions(filter_string, query)
-        order_text = ", ".join(order_by or [])
-        ordering = sql.build_ordering(order_text, parse_order_by(list(order_by or [])), run_filter)
-        fingerprint = sql.fingerprint(filter_string, list(order_by or []), scope, view.value, query)
-        after = (
-            sql.decode_token(page_token, fingerprint, len(ordering.exprs)) if page_token else None
-        )
         self.flush()
-        if scope == []:
-            page: list[Run] = []
-            last = None
-        else:
-            page, last = self.store.search_page(
-                scope, view, run_filter, ordering, max_results, after
+
+        def page() -> tuple[list[Run], str | None]:
+            return self.store.search_runs(
+                scope, filter_string, view, max_results, order_by, page_token, query
             )
-            if self._reconcile(page):
-                page, last = self.store.search_page(
-                    scope, view, run_filter, ordering, max_results, after
-                )
-        token = sql.encode_token(last, fingerprint) if last is not None else None
+
+        runs, token = page()
+        if self._reconcile(runs):
+            runs, token = page()
         if output == "pandas":
-            frame = runs_to_pandas(page)
+            frame = runs_to_pandas(runs)
             frame.attrs["token"] = token
             return frame
-        return PagedList(page, token)
+        return PagedList(runs, token)
 
     def count_runs(
         self,
@@ -196,9 +168,7 @@ class RunSearchMixin:
         if scope == []:
             return 0
         self.flush()
-        return self.store.count_runs(
-            scope, _view(run_view_type), self._conditions(filter_string, query)
-        )
+        return self.store.count_runs(scope, filter_string, as_view(run_view_type), query)
 
     def aggregate_runs(
         self,
@@ -215,29 +185,15 @@ class RunSearchMixin:
         """Group matching runs by params, tags or attributes and aggregate their latest metric
         values in SQL: ``metrics={"val/acc": ["mean", "max", "count"]}``. Each row holds the
         group values, ``runs`` (the group's size) and ``<metric>.<function>`` columns."""
-        groups = [self._group_expr(g, n) for n, g in enumerate(group_by)]
         wanted: list[tuple[str, str]] = []
         for key, functions in (metrics or {}).items():
             if isinstance(functions, str):
                 functions = [functions]
-            for fn in functions:
-                if fn not in AGGREGATES:
-                    raise InvalidInput(
-                        f"Aggregate {fn!r} for metric {key!r} is not one of {list(AGGREGATES)}."
-                    )
-                wanted.append((key, fn))
+            wanted.extend((key, fn) for fn in functions)
         scope = self._experiment_scope(experiment_ids, experiment_names)
         self.flush()
-        rows = (
-            []
-            if scope == []
-            else self.store.aggregate(
-                scope,
-                _view(run_view_type),
-                self._conditions(filter_string, query),
-                groups,
-                wanted,
-            )
+        rows = self.store.aggregate_runs(
+            scope, filter_string, as_view(run_view_type), query, group_by, wanted
         )
         if output == "pandas":
             import pandas as pd
@@ -245,20 +201,13 @@ class RunSearchMixin:
             return pd.DataFrame.from_records(rows)
         return rows
 
-    @staticmethod
-    def _group_expr(text: str, n: int) -> tuple[str, Any, Any]:
-        tokens = tokenize(text)
-        ident = tokens[0].value
-        if len(tokens) != 2 or not isinstance(ident, Identifier):
-            raise InvalidFilter(text, 0, "group_by entries are identifiers like params.optimizer")
-        if ident.entity in ("params", "tags"):
-            table = t.params if ident.entity == "params" else t.tags
-            alias = table.alias(f"g{n}")
-            on = sa.and_(alias.c.run_id == t.runs.c.run_id, alias.c.key == ident.key)
-            return text.strip(), (alias, on), alias.c.value
-        if ident.entity == "attributes":
-            return text.strip(), None, sql.attribute_column(text, ident)[0]
-        raise InvalidFilter(text, 0, "runs can be grouped by params, tags or attributes")
+    def compare_runs(self, run_ids: Sequence[str]) -> RunComparison:
+        """Params side by side (differing ones marked) and metrics' last/min/max per run."""
+        ids = compared_ids(run_ids)
+        return compare(
+            [self.get_run(run_id) for run_id in ids],
+            [self.get_metric_summaries(run_id) for run_id in ids],
+        )
 
     # -- saved searches ---------------------------------------------------------------------
 
@@ -274,39 +223,26 @@ class RunSearchMixin:
     ) -> SavedSearch:
         """Keep a search under ``name`` (checked now, so a broken filter is never saved)."""
         validate_name(name, "Saved search", MAX_KEY_LENGTH)
-        self._conditions(filter_string, None)
-        sql.build_ordering(", ".join(order_by or []), parse_order_by(list(order_by or [])))
-        row = {
-            "name": name,
-            "filter_string": filter_string,
-            "order_by": json.dumps(list(order_by or [])),
-            "experiment_ids": None if experiment_ids is None else json.dumps(list(experiment_ids)),
-            "query": query,
-            "created_time": now_ms(),
-        }
-        self.store.save_search(row, overwrite)
+        search = SavedSearch(
+            name=name,
+            filter_string=filter_string,
+            order_by=list(order_by or []),
+            experiment_ids=None if experiment_ids is None else list(experiment_ids),
+            query=query,
+            created_time=now_ms(),
+        )
+        self.store.save_search(search, overwrite)
         return self.get_saved_search(name)
 
-    @staticmethod
-    def _saved(row: Mapping[str, Any]) -> SavedSearch:
-        return SavedSearch(
-            name=row["name"],
-            filter_string=row["filter_string"],
-            order_by=json.loads(row["order_by"]),
-            experiment_ids=json.loads(row["experiment_ids"]) if row["experiment_ids"] else None,
-            query=row["query"],
-            created_time=row["created_time"],
-        )
-
     def get_saved_search(self, name: str) -> SavedSearch:
-        row = self.store.get_saved_search(name)
-        if row is None:
+        found = self.store.get_saved_search(name)
+        if found is None:
             known = [s.name for s in self.list_saved_searches()]
             raise NotFound(f"No saved search named {name!r}; saved searches: {known}.")
-        return self._saved(row)
+        return found
 
     def list_saved_searches(self) -> list[SavedSearch]:
-        return [self._saved(r) for r in self.store.list_saved_searches()]
+        return self.store.list_saved_searches()
 
     def delete_saved_search(self, name: str) -> None:
         if not self.store.delete_saved_search(name):

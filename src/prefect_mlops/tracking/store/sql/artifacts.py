@@ -1,0 +1,77 @@
+"""Artifact records (the files live in artifact storage) and the datasets runs read."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+from prefect_mlops.core.ids import now_ms
+from prefect_mlops.tracking import tables as t
+from prefect_mlops.tracking.entities import DatasetInput, FileInfo
+from prefect_mlops.tracking.store.sql.engine import SqlStoreBase
+
+
+class ArtifactsMixin(SqlStoreBase):
+    def record_artifact(self, run_id: str, path: str, size: int, sha256: str) -> None:
+        stmt = self._artifact_upsert()
+        row = {
+            "run_id": run_id,
+            "path": path,
+            "size": size,
+            "sha256": sha256,
+            "created_time": now_ms(),
+        }
+        self._write(lambda conn: conn.execute(stmt, [row]))
+
+    def list_artifacts(self, run_id: str, path: str = "") -> list[FileInfo]:
+        """Direct children of ``path``: files with size and sha256, and sub-folders."""
+        a = t.artifacts
+        prefix = f"{path}/" if path else ""
+        query = sa.select(a.c.path, a.c.size, a.c.sha256).where(a.c.run_id == run_id)
+        if prefix:
+            query = query.where(a.c.path.startswith(prefix, autoescape=True))
+        rows = self._read(lambda conn: conn.execute(query.order_by(a.c.path)).all())
+        entries: dict[str, FileInfo] = {}
+        for full, size, digest in rows:
+            rest = full[len(prefix) :]
+            head, sep, _ = rest.partition("/")
+            if sep:
+                entries.setdefault(prefix + head, FileInfo(prefix + head, True))
+            else:
+                entries[full] = FileInfo(full, False, size, digest)
+        return sorted(entries.values(), key=lambda f: f.path)
+
+    def list_artifact_files(self, run_id: str, path: str = "") -> list[FileInfo]:
+        """Every artifact file at or under ``path``, with size and sha256, sorted by path."""
+        a = t.artifacts
+        query = sa.select(a.c.path, a.c.size, a.c.sha256).where(a.c.run_id == run_id)
+        if path:
+            query = query.where(
+                sa.or_(a.c.path == path, a.c.path.startswith(f"{path}/", autoescape=True))
+            )
+        rows = self._read(lambda conn: conn.execute(query.order_by(a.c.path)).all())
+        return [FileInfo(p, False, size, digest) for p, size, digest in rows]
+
+    # -- dataset inputs ---------------------------------------------------------------------
+
+    def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput]) -> None:
+        rows = [
+            {"run_id": run_id, "name": n, "digest": d, "context": c}
+            for n, d, c in {(i.name, i.digest, i.context) for i in inputs}
+        ]
+        if not rows:
+            return
+        stmt = self._insert(t.run_datasets).on_conflict_do_nothing()
+        self._write(lambda conn: conn.execute(stmt, rows))
+
+    def get_inputs(self, run_id: str) -> list[DatasetInput]:
+        d = t.run_datasets
+        rows = self._read(
+            lambda conn: conn.execute(
+                sa.select(d.c.name, d.c.digest, d.c.context)
+                .where(d.c.run_id == run_id)
+                .order_by(d.c.name)
+            ).all()
+        )
+        return [DatasetInput(r[0], r[1], r[2]) for r in rows]
