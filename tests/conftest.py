@@ -16,6 +16,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -177,3 +178,57 @@ def client(tracking_db: str):  # type: ignore[no-untyped-def]
     from prefect_mlops import TrackingClient
 
     return TrackingClient()
+
+
+def start_tracking_server(home: Path, env: dict[str, str] | None = None) -> tuple[Any, str]:
+    """A real `prefect-mlops server start` on a free port over ``home`` (SQLite and local
+    artifacts unless ``env`` says otherwise); returns (process, base URL) once it answers."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(home.parent / f"server-{port}.log", "wb")  # noqa: SIM115
+    server_env = {**os.environ, "PREFECT_MLOPS_HOME": str(home), **(env or {})}
+    server_env.pop("PREFECT_MLOPS_TRACKING_URI", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prefect_mlops.cli.main", "server", "start", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=server_env,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=1) as resp:
+                if resp.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            log.close()
+            raise RuntimeError(
+                "tracking server did not start: "
+                + (home.parent / f"server-{port}.log").read_text()[-3000:]
+            )
+        time.sleep(0.1)
+    proc.log = log  # type: ignore[attr-defined]
+    return proc, url
+
+
+def stop_tracking_server(proc: Any) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    proc.log.close()
+
+
+@pytest.fixture
+def tracking_server(tmp_path: Path) -> Iterator[str]:
+    """A real tracking server over a fresh SQLite home; yields its base URL."""
+    home = tmp_path / "server-home"
+    home.mkdir()
+    proc, url = start_tracking_server(home)
+    yield url
+    stop_tracking_server(proc)
