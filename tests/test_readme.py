@@ -40,7 +40,7 @@ def readme_script(text: str) -> tuple[str, int, str]:
 
 def test_readme_examples_run_as_written(prefect_server: str, tmp_path: Path) -> None:
     script, count, shell = readme_script(README.read_text())
-    assert count >= 8  # the tour is there (a broken fence would hide it)
+    assert count >= 7  # the tour is there (a broken fence would hide it)
     assert "`" not in "".join(re.findall(r'"[^"\n]*"', shell))  # no backticks bash would run
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_MLOPS_", "COLUMNS"))}
     env.update(

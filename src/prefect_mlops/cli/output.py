@@ -149,6 +149,11 @@ def print_table(columns: Sequence[Column], wide: bool = False, title: str | None
         )
 
 
+def own_metrics(metrics: dict[str, float]) -> list[tuple[str, float]]:
+    """A run's metrics by key, its own first and system telemetry (``system/*``) after."""
+    return sorted(metrics.items(), key=lambda kv: (kv[0].startswith("system/"), kv[0]))
+
+
 def runs_columns(runs: Sequence[Run], experiment_names: dict[str, str] | None) -> list[Column]:
     """The columns of a runs listing; the experiment column only with ``experiment_names``."""
     columns = [
@@ -170,7 +175,7 @@ def runs_columns(runs: Sequence[Run], experiment_names: dict[str, str] | None) -
         Column(
             "metrics",
             [
-                " ".join(f"{k}={num(v, 4)}" for k, v in sorted(r.data.metrics.items())[:4])
+                " ".join(f"{k}={num(v, 4)}" for k, v in own_metrics(r.data.metrics)[:4])
                 for r in runs
             ],
             drop=3,

@@ -221,7 +221,9 @@ def runs_compare(
         table.add_row(label, *("-" if v is None else v for v in values))
     console.print(table)
     table = Table("metric (last / min / max)", *names, title="Metrics")
-    for key, summaries in comparison.metrics.items():
+    for key, summaries in sorted(
+        comparison.metrics.items(), key=lambda kv: (kv[0].startswith("system/"), kv[0])
+    ):
         table.add_row(
             key,
             *(
