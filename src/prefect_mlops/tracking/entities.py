@@ -27,6 +27,14 @@ class RunStatus(str, Enum):
     def __str__(self) -> str:
         return self.value
 
+    @classmethod
+    def after(cls, error: BaseException | None) -> RunStatus:
+        """How a run ends after ``error``: FINISHED without one, KILLED after Ctrl-C,
+        FAILED otherwise."""
+        if error is None:
+            return cls.FINISHED
+        return cls.KILLED if isinstance(error, KeyboardInterrupt) else cls.FAILED
+
 
 class ViewType(str, Enum):
     """Which runs or experiments a listing includes."""

@@ -116,16 +116,10 @@ class ActiveRun:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc_type is None:
-            status = RunStatus.FINISHED
-        elif issubclass(exc_type, KeyboardInterrupt):
-            status = RunStatus.KILLED
-        else:
-            status = RunStatus.FAILED
         with _stack_lock:
             active = any(f.run_id == self.run_id for f in _stack)
         if active:
-            end_run(status, run_id=self.run_id)
+            end_run(RunStatus.after(exc), run_id=self.run_id)
 
     def __repr__(self) -> str:
         return f"<ActiveRun {self.info.run_name!r} {self.run_id}>"

@@ -113,16 +113,8 @@ def open_run(integration: str) -> TrainingRun | None:
 
 
 def _close_run(run: TrainingRun, error: BaseException | None) -> None:
-    if not run.owned:
-        return
-
-    if error is None:
-        status = RunStatus.FINISHED
-    elif isinstance(error, KeyboardInterrupt):
-        status = RunStatus.KILLED
-    else:
-        status = RunStatus.FAILED
-    fluent.end_run(status, run_id=run.run_id)
+    if run.owned:
+        fluent.end_run(RunStatus.after(error), run_id=run.run_id)
 
 
 def close_run(integration: str, run: TrainingRun, error: BaseException | None = None) -> None:
@@ -202,7 +194,7 @@ class TrainPatch:
         self.make_callback = make_callback
         self.after = after
         self.log_model = log_model
-        self.patches: list[tuple[Any, Callable[..., Any]]] = []  # (module, original train)
+        self.patches = AttributePatches(self.ORIGINAL)
         self.lock = threading.Lock()
         self.active = False
 
@@ -213,6 +205,12 @@ class TrainPatch:
         with self.lock:
             if not self.patches:
                 wrapped: dict[int, Callable[..., Any]] = {}
+
+                def wrap(original: Callable[..., Any]) -> Callable[..., Any]:
+                    if id(original) not in wrapped:  # one wrapper for a re-exported train
+                        wrapped[id(original)] = self._patched(original)
+                    return wrapped[id(original)]
+
                 for i, name in enumerate(self.targets):
                     try:
                         module: Any = importlib.import_module(name)
@@ -220,22 +218,15 @@ class TrainPatch:
                         if i == 0:
                             raise
                         continue  # e.g. the scikit-learn wrapper, where it cannot load
-                    original = getattr(module, "train", None)
-                    if original is None or getattr(original, self.ORIGINAL, None) is not None:
-                        continue
-                    if id(original) not in wrapped:
-                        wrapped[id(original)] = self._patched(original)
-                    self.patches.append((module, original))
-                    module.train = wrapped[id(original)]
+                    if getattr(module, "train", None) is not None:
+                        self.patches.apply(module, "train", wrap)
             self.active = True
 
     def uninstall(self) -> None:
         """Put every original ``train`` back."""
         with self.lock:
             self.active = False
-            while self.patches:
-                module, original = self.patches.pop()
-                module.train = original
+            self.patches.restore()
 
     def _patched(self, original: Callable[..., Any]) -> Callable[..., Any]:
         import inspect
@@ -291,11 +282,15 @@ class AttributePatches:
     def __bool__(self) -> bool:
         return bool(self._done)
 
-    def apply(self, owner: Any, name: str, make: Callable[[Any], Any]) -> None:
-        """Replace ``owner.name`` by ``make(current value)``."""
+    def apply(
+        self, owner: Any, name: str, make: Callable[[Any], Any], *, own_only: bool = False
+    ) -> None:
+        """Replace ``owner.name`` by ``make(current value)``, unless it is one of our wrappers
+        already (with ``own_only``, unless ``owner`` itself holds one: a subclass inheriting a
+        wrapped method still gets a wrapper of its own)."""
         before = owner.__dict__.get(name, self._MISSING)
         current = getattr(owner, name)
-        if hasattr(current, self.marker):
+        if hasattr(before if own_only else current, self.marker):
             return
         setattr(owner, name, make(current))
         self._done.append((owner, name, before))

@@ -42,6 +42,7 @@ from typing import Any
 from prefect_mlops.core.ids import now_ms
 from prefect_mlops.tracking import fluent
 from prefect_mlops.tracking.autolog._common import (
+    AttributePatches,
     call_safely,
     close_run,
     log_model_file,
@@ -62,8 +63,7 @@ _ORIGINAL = "__prefect_mlops_original__"
 _METHODS = ("fit", "fit_transform", "fit_predict")
 _SEARCH_SCORE_PREFIXES = ("mean_test_", "std_test_", "rank_test_")
 
-#: (class, method name, the class's own attribute before patching or _MISSING), in patch order
-_patches: list[tuple[type, str, Any]] = []
+_patches = AttributePatches(_ORIGINAL)
 _MISSING = object()
 _hook_installed = False
 _prev_init_subclass: Any = _MISSING
@@ -101,12 +101,7 @@ def uninstall() -> None:
     global _active, _hook_installed, _prev_init_subclass
     with _patch_lock:
         _active = False
-        while _patches:
-            cls, name, previous = _patches.pop()
-            if previous is _MISSING:
-                delattr(cls, name)
-            else:
-                setattr(cls, name, previous)
+        _patches.restore()
         if not _hook_installed:
             return
         from sklearn.base import BaseEstimator
@@ -155,11 +150,12 @@ def _patch_class(cls: type) -> None:
         if not inspect.isfunction(current):  # absent, or a descriptor such as available_if
             continue
         original = getattr(current, _ORIGINAL, current)
-        own = cls.__dict__.get(name, _MISSING)
-        if own is not _MISSING and getattr(own, _ORIGINAL, None) is not None:
-            continue  # already patched
-        _patches.append((cls, name, own))
-        setattr(cls, name, _patched(original))
+        _patches.apply(cls, name, functools.partial(_patched_instead, original), own_only=True)
+
+
+def _patched_instead(original: Callable[..., Any], inherited: Any) -> Callable[..., Any]:
+    """A logging wrapper of ``original`` for a class whose method is now ``inherited``."""
+    return _patched(original)
 
 
 def _patched(original: Callable[..., Any]) -> Callable[..., Any]:
