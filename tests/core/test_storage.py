@@ -142,3 +142,35 @@ def test_paths_escaping_the_run_folder_are_refused(
         client.log_artifact(run_id, source, bad)
     assert client.list_artifacts(run_id) == []
     assert not list(mlops_home.rglob("escape.txt"))
+
+
+def test_local_file_copy_is_verified_by_its_digest(tmp_path: Path) -> None:
+    source = tmp_path / "weights.bin"
+    data = os.urandom(3 * CHUNK + 7)
+    source.write_bytes(data)
+    location = ArtifactLocation(str(tmp_path / "root"))
+    size, digest = location.write_file("model/weights.bin", source)
+    assert (size, digest) == (len(data), hashlib.sha256(data).hexdigest())
+    assert (tmp_path / "root" / "model" / "weights.bin").read_bytes() == data
+
+
+def test_a_file_changing_while_it_is_stored_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    source = tmp_path / "growing.log"
+    source.write_bytes(b"x" * CHUNK)
+    real_copy = shutil.copyfile
+
+    def copy_then_append(src: str, dst: str) -> str:
+        result = real_copy(src, dst)
+        with open(src, "ab") as more:  # the writer was still busy
+            more.write(b"late line\n")
+        return result
+
+    monkeypatch.setattr(shutil, "copyfile", copy_then_append)
+    location = ArtifactLocation(str(tmp_path / "root"))
+    with pytest.raises(StorageError, match="changed while it was stored"):
+        location.write_file("logs/growing.log", source)
+    assert not list((tmp_path / "root" / "logs").iterdir())  # no file, no temporary left
