@@ -232,3 +232,40 @@ def tracking_server(tmp_path: Path) -> Iterator[str]:
     proc, url = start_tracking_server(home)
     yield url
     stop_tracking_server(proc)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """A real S3-compatible server on loopback (moto's server) with a bucket ``mlops``;
+    yields its endpoint URL and points boto3/s3fs at it for the whole session."""
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    log = open(_SESSION_DIR / "s3-server.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("moto server did not start") from None
+            time.sleep(0.2)
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ENDPOINT_URL=endpoint,
+    )
+    import boto3
+
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="mlops")
+    yield endpoint
+    proc.terminate()
+    proc.wait(timeout=20)
+    log.close()

@@ -193,10 +193,7 @@ class ArtifactLocation:
                         size += len(chunk)
                         handle.write(chunk)
             except BaseException:
-                handle.close()
-                name = getattr(handle, "name", None)
-                if isinstance(name, str) and os.path.exists(name):
-                    os.unlink(name)
+                _abandon(handle)
                 raise
             self._backend.commit(handle, self._path(rel))
         except OSError as exc:
@@ -255,6 +252,20 @@ class ArtifactLocation:
         with self.open_read(rel) as src, open(dest, "wb") as out:
             shutil.copyfileobj(src, out, CHUNK)
         return dest
+
+
+def _abandon(handle: IO[bytes]) -> None:
+    """Drop a write that failed midway: never visible, not even in part. Closing an fsspec
+    remote file would commit what it holds (an S3 object of the first chunks), so it is
+    discarded instead (the multipart upload aborted); a local temporary file is removed."""
+    discard = getattr(handle, "discard", None)
+    if callable(discard):
+        discard()
+        return
+    handle.close()
+    name = getattr(handle, "name", None)
+    if isinstance(name, str) and os.path.exists(name):
+        os.unlink(name)
 
 
 def _hash_file(path: str | os.PathLike[str]) -> tuple[int, str]:
