@@ -39,6 +39,7 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/bench_plugin.py
 	$(BIN)/python bench/bench_telemetry.py
 	$(BIN)/python bench/bench_autolog.py
+	$(BIN)/python bench/bench_server.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
