@@ -5,14 +5,28 @@
     and_expr   := not_expr ("AND" not_expr)*
     not_expr   := "NOT" not_expr | "(" or_expr ")" | comparison
     comparison := identifier operator value
-    identifier := entity "." key          entity: metrics, params, tags, attributes, datasets
-                                          (and MLflow's aliases); key bare or in `` or ""
+    identifier := entity "." key | attribute
+                  entity: metrics, params, tags, attributes, datasets (and MLflow's aliases),
+                  bare or in ``; key bare or in `` or ""; a run attribute may stand alone
+                  (status, run_name, `Run name`, Created...), as MLflow allows
     operator   := = | != | <> | < | <= | > | >= | [NOT] LIKE | [NOT] ILIKE | [NOT] IN
                 | IS [NOT] NULL
     value      := 'string' | "string" | number | "(" value ("," value)* ")"
 
-A hand-written tokenizer and a recursive-descent parser turn a filter into a small tree; every
-error points at the offending character with a caret and says what was expected there.
+A hand-written tokenizer (tokens.py) and a recursive-descent parser turn a filter into a small
+tree; every error points at the offending character with a caret and says what was expected.
+
+What a filter means is MLflow's (tests/tracking/search/test_mlflow_parity.py runs both side
+by side): ``created`` is ``start_time``, ``Run name`` is ``run_name`` and so is the
+``mlflow.runName`` tag; a NaN metric is ``!=`` every number and matches no other comparison.
+Beyond MLflow, on purpose (MLflow refuses all but the last, where it keeps the quotes as typed):
+OR, NOT and parentheses; ``params.x < 0.01`` (ranges on params compare their numeric value);
+``IN``/``NOT IN`` on params, tags and every attribute; ``IS [NOT] NULL`` on metrics (a NaN
+metric is present) and attributes; NOT LIKE, NOT ILIKE; the attributes ``duration``,
+``experiment_id``, ``lifecycle_stage``, ``parent_run_id``, ``flow_name``...; ``'it''s'`` and
+``'it\\'s'`` as a quote inside a string. Refused as MLflow refuses them: ranges on tags and
+string ranges on params (``params.x > 'a'``), whose result would follow each database's
+collation.
 """
 
 from __future__ import annotations
