@@ -340,7 +340,7 @@ def search_runs(
     experiment_ids: Sequence[str] | None = None,
     filter_string: str = "",
     run_view_type: ViewType | str = ViewType.ACTIVE_ONLY,
-    max_results: int = 1000,
+    max_results: int | None = 1000,
     order_by: Sequence[str] | None = None,
     page_token: str | None = None,
     *,

@@ -13,7 +13,7 @@ from prefect_mlops.tracking.search.grammar import (
     parse_filter,
     parse_order_by,
 )
-from prefect_mlops.tracking.store.sql.filters import FilterCompiler
+from prefect_mlops.tracking.store.sql.filters import BARE_ATTRIBUTES, FilterCompiler
 
 
 def shape(node: object) -> object:
@@ -160,3 +160,56 @@ def test_order_by_clauses() -> None:
     ]
     with pytest.raises(InvalidFilter, match="one identifier"):
         parse_order_by(["metrics.a DESC extra"])
+
+
+MLFLOW_FORMS = [
+    # MLflow's backtick-quoted entities, bare attributes and attribute aliases
+    ("`metric`.a >= 0.1", ("metrics.a", ">=", 0.1)),
+    ("`tags`.source_name = 'a notebook'", ("tags.source_name", "=", "a notebook")),
+    ("`attribute`.status = 'FAILED'", ("attributes.status", "=", "FAILED")),
+    ("status = 'FINISHED'", ("attributes.status", "=", "FINISHED")),
+    ("run_name = 'x'", ("attributes.run_name", "=", "x")),
+    ("`Run name` = 'x'", ("attributes.Run name", "=", "x")),
+    ("attributes.`Run Name` LIKE 'x%'", ("attributes.Run Name", "LIKE", "x%")),
+    ("Created > 5", ("attributes.Created", ">", 5.0)),
+    (
+        "start_time > 5 AND metrics.a < 1",
+        ("AND", ("attributes.start_time", ">", 5.0), ("metrics.a", "<", 1.0)),
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), MLFLOW_FORMS, ids=[p[0] for p in MLFLOW_FORMS])
+def test_mlflow_forms_parse_for_runs(text: str, expected: object) -> None:
+    node = parse_filter(text, BARE_ATTRIBUTES)
+    assert shape(node) == expected
+    assert node is not None
+    FilterCompiler(text).compile(node)
+
+
+def test_bare_order_by_names_attributes() -> None:
+    keys = parse_order_by(["start_time DESC", "run_name", "`metrics`.acc"], BARE_ATTRIBUTES)
+    assert [(k.ident.entity, k.ident.key, k.descending) for k in keys] == [
+        ("attributes", "start_time", True),
+        ("attributes", "run_name", False),
+        ("metrics", "acc", False),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "position", "message"),
+    [
+        ("params.x > 'a'", 9, "only against a number"),
+        ("tags.x >= 'a'", 7, "tags compare with"),
+        ("tags.x < 5", 7, "tags compare with"),
+        ("`nope` = 'x'", 0, "a backtick-quoted name"),
+        ("`thing`.x = 'x'", 0, "unknown entity 'thing'"),
+    ],
+)
+def test_refused_like_mlflow(text: str, position: int, message: str) -> None:
+    with pytest.raises(InvalidFilter) as err:
+        node = parse_filter(text, BARE_ATTRIBUTES)
+        assert node is not None
+        FilterCompiler(text).compile(node)
+    assert err.value.position == position
+    assert message in str(err.value)

@@ -90,8 +90,8 @@ def seeded(client: TrackingClient) -> Seeded:
 BEHAVIOUR = [
     ("", {}, ["r6", "r5", "r4", "r3", "r2", "r1"]),
     ("metrics.acc > 0.85", {}, ["r3", "r2"]),
-    ("", {"order_by": ["metrics.acc DESC"]}, ["r3", "r2", "r1", "r6", "r5", "r4"]),
-    ("", {"order_by": ["metrics.acc ASC"]}, ["r6", "r1", "r3", "r2", "r5", "r4"]),
+    ("", {"order_by": ["metrics.acc DESC"]}, ["r3", "r2", "r1", "r6", "r4", "r5"]),
+    ("", {"order_by": ["metrics.acc ASC"]}, ["r6", "r1", "r3", "r2", "r4", "r5"]),
     (
         "",
         {"order_by": ["params.opt", "attributes.start_time ASC"]},
@@ -122,7 +122,7 @@ BEHAVIOUR = [
     ("attributes.start_time >= 4000", {}, ["r6", "r5", "r4"]),
     ("attributes.duration > 10000", {}, ["r1"]),
     ("attributes.end_time IS NULL", {}, ["r6", "r5", "r4", "r3"]),
-    ("metrics.acc != 0.9", {}, ["r6", "r1"]),
+    ("metrics.acc != 0.9", {}, ["r6", "r4", "r1"]),
     ("metrics.acc = 0.8 AND metrics.loss < 1", {}, ["r1"]),
     ("params.model = 'vit'", {"order_by": ["metrics.acc DESC"]}, ["r3", "r4"]),
     ("", {"order_by": ["attributes.run_name"]}, ["r6", "r5", "r1", "r2", "r3", "r4"]),
@@ -198,7 +198,7 @@ def test_keyset_pages_are_stable_under_inserts(seeded: Seeded) -> None:
     second = client.search_runs([exp], order_by=order, max_results=2, page_token=first.token)
     assert [seeded.names[r.info.run_id] for r in second] == ["r1", "r6"]
     third = client.search_runs([exp], order_by=order, max_results=2, page_token=second.token)
-    assert [seeded.names[r.info.run_id] for r in third] == ["r5", "r4"]
+    assert [seeded.names[r.info.run_id] for r in third] == ["r4", "r5"]
     assert third.token is None
     with pytest.raises(InvalidInput, match="does not belong to this search"):
         client.search_runs([exp], "metrics.acc > 0", order_by=order, page_token=first.token)

@@ -31,6 +31,8 @@ from prefect_mlops.tracking.entities import (
     RunTag,
 )
 
+RUN_NAME_TAG = "mlflow.runName"  # MLflow's copy of the run name, searched as the name itself
+
 
 class RunsClient(ClientBase):
     def create_run(
@@ -55,7 +57,14 @@ class RunsClient(ClientBase):
             )
         if parent_run_id is not None:
             self.store.get_run_info(parent_run_id)
-        name = run_name or generated_run_name()
+        given_tags = clean_tags(tags)
+        name_tag = given_tags.get(RUN_NAME_TAG)
+        if run_name and name_tag is not None and name_tag != run_name:
+            raise InvalidInput(
+                f"run_name={run_name!r} and the {RUN_NAME_TAG} tag {name_tag!r} differ; "
+                "give one of them, or the same name in both."
+            )
+        name = run_name or name_tag or generated_run_name()
         v.validate_name(name, "Run", v.MAX_RUN_NAME_LENGTH)
         run = self.store.create_run(
             experiment_id,
@@ -63,7 +72,7 @@ class RunsClient(ClientBase):
             experiment.artifact_location,
             start_time=start_time,
             user_id=current_user(),
-            tags=clean_tags(tags),
+            tags=given_tags,
             parent_run_id=parent_run_id,
             prefect_flow_run_id=prefect_flow_run_id,
             params=[
@@ -171,10 +180,14 @@ class RunsClient(ClientBase):
         return True
 
     def update_run(self, run_id: str, *, run_name: str | None = None) -> None:
+        """Rename the run; an ``mlflow.runName`` tag (which MLflow's client writes and its UI
+        reads) follows the new name."""
         if run_name is not None:
             v.validate_name(run_name, "Run", v.MAX_RUN_NAME_LENGTH)
         self.store.get_run_info(run_id)
         self.store.update_run(run_id, run_name=run_name)
+        if run_name is not None and RUN_NAME_TAG in self.store.get_run(run_id).data.tags:
+            self.store.set_tags(run_id, [RunTag(RUN_NAME_TAG, run_name)])
 
     def delete_run(self, run_id: str) -> None:
         self.store.get_run_info(run_id)

@@ -111,7 +111,7 @@ class SearchClient(ClientBase):
         experiment_ids: Sequence[str] | None = None,
         filter_string: str = "",
         run_view_type: ViewType | str = ViewType.ACTIVE_ONLY,
-        max_results: int = 1000,
+        max_results: int | None = 1000,
         order_by: Sequence[str] | None = None,
         page_token: str | None = None,
         *,
@@ -125,8 +125,11 @@ class SearchClient(ClientBase):
 
         Returns a `PagedList` of runs whose ``token`` fetches the next page, or a pandas
         DataFrame with ``output="pandas"``. ``saved`` starts from a saved search.
+        ``max_results=None`` means every match (as in MLflow), read page by page.
         """
-        if not isinstance(max_results, int) or not 0 < max_results <= MAX_RESULTS:
+        if max_results is not None and (
+            not isinstance(max_results, int) or not 0 < max_results <= MAX_RESULTS
+        ):
             raise InvalidInput(
                 f"max_results={max_results} is out of range; use 1..{MAX_RESULTS} and "
                 "page_token to read further."
@@ -140,14 +143,21 @@ class SearchClient(ClientBase):
         scope = self._experiment_scope(experiment_ids, experiment_names)
         self.flush()
 
-        def page() -> tuple[list[Run], str | None]:
-            return self.store.search_runs(
-                scope, filter_string, view, max_results, order_by, page_token, query
+        def page(token: str | None) -> tuple[list[Run], str | None]:
+            size = MAX_RESULTS if max_results is None else max_results
+            runs, following = self.store.search_runs(
+                scope, filter_string, view, size, order_by, token, query
             )
+            if self._reconcile(runs):
+                runs, following = self.store.search_runs(
+                    scope, filter_string, view, size, order_by, token, query
+                )
+            return runs, following
 
-        runs, token = page()
-        if self._reconcile(runs):
-            runs, token = page()
+        runs, token = page(page_token)
+        while max_results is None and token is not None:
+            more, token = page(token)
+            runs += more
         if output == "pandas":
             frame = runs_to_pandas(runs)
             frame.attrs["token"] = token

@@ -5,70 +5,59 @@
     and_expr   := not_expr ("AND" not_expr)*
     not_expr   := "NOT" not_expr | "(" or_expr ")" | comparison
     comparison := identifier operator value
-    identifier := entity "." key          entity: metrics, params, tags, attributes, datasets
-                                          (and MLflow's aliases); key bare or in `` or ""
+    identifier := entity "." key | attribute
+                  entity: metrics, params, tags, attributes, datasets (and MLflow's aliases),
+                  bare or in ``; key bare or in `` or ""; a run attribute may stand alone
+                  (status, run_name, `Run name`, Created...), as MLflow allows
     operator   := = | != | <> | < | <= | > | >= | [NOT] LIKE | [NOT] ILIKE | [NOT] IN
                 | IS [NOT] NULL
     value      := 'string' | "string" | number | "(" value ("," value)* ")"
 
-A hand-written tokenizer and a recursive-descent parser turn a filter into a small tree; every
-error points at the offending character with a caret and says what was expected there.
+A hand-written tokenizer (tokens.py) and a recursive-descent parser turn a filter into a small
+tree; every error points at the offending character with a caret and says what was expected.
+
+What a filter means is MLflow's (tests/tracking/search/test_mlflow_parity.py runs both side
+by side): ``created`` is ``start_time``, ``Run name`` is ``run_name`` and so is the
+``mlflow.runName`` tag; a NaN metric is ``!=`` every number and matches no other comparison.
+Beyond MLflow, on purpose (MLflow refuses all but the last, where it keeps the quotes as typed):
+OR, NOT and parentheses; ``params.x < 0.01`` (ranges on params compare their numeric value);
+``IN``/``NOT IN`` on params, tags and every attribute; ``IS [NOT] NULL`` on metrics (a NaN
+metric is present) and attributes; NOT LIKE, NOT ILIKE; the attributes ``duration``,
+``experiment_id``, ``lifecycle_stage``, ``parent_run_id``, ``flow_name``...; ``'it''s'`` and
+``'it\\'s'`` as a quote inside a string. Refused as MLflow refuses them: ranges on tags and
+string ranges on params (``params.x > 'a'``), whose result would follow each database's
+collation.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from prefect_mlops.core.errors import InvalidInput
+from prefect_mlops.tracking.search.tokens import (
+    ENTITY_ALIASES,
+    Identifier,
+    InvalidFilter,
+    Token,
+    tokenize,
+)
 
-
-class InvalidFilter(InvalidInput):
-    """A filter or order-by string that does not parse or means nothing; the message shows
-    where, with a caret under the failing position."""
-
-    def __init__(self, text: str, position: int, problem: str) -> None:
-        self.text = text
-        self.position = position
-        self.problem = problem
-        caret = " " * position + "^"
-        super().__init__(f"Invalid filter: {problem}\n  {text}\n  {caret}")
-
-
-ENTITY_ALIASES = {
-    "metric": "metrics",
-    "metrics": "metrics",
-    "param": "params",
-    "params": "params",
-    "parameter": "params",
-    "parameters": "params",
-    "tag": "tags",
-    "tags": "tags",
-    "attribute": "attributes",
-    "attributes": "attributes",
-    "attr": "attributes",
-    "run": "attributes",
-    "dataset": "datasets",
-    "datasets": "datasets",
-}
-
-KEYWORDS = {"AND", "OR", "NOT", "LIKE", "ILIKE", "IN", "IS", "NULL"}
-COMPARATORS = {"=", "!=", "<>", "<", "<=", ">", ">="}
-
-
-@dataclass(frozen=True)
-class Token:
-    kind: str  # IDENT, STRING, NUMBER, OP, KEYWORD, LPAREN, RPAREN, COMMA, END
-    value: object
-    pos: int
-    text: str = ""
-
-
-@dataclass(frozen=True)
-class Identifier:
-    entity: str  # canonical: metrics, params, tags, attributes, datasets
-    key: str
-    pos: int
+__all__ = [
+    "ENTITY_ALIASES",
+    "And",
+    "Comparison",
+    "Identifier",
+    "InvalidFilter",
+    "Node",
+    "Not",
+    "Or",
+    "OrderKey",
+    "Token",
+    "parse_filter",
+    "parse_order_by",
+    "tokenize",
+]
 
 
 @dataclass(frozen=True)
@@ -97,116 +86,6 @@ class Not:
 
 
 Node = Comparison | And | Or | Not
-
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_BARE_KEY = re.compile(r"[A-Za-z0-9_./:\-]+")
-
-
-def _quoted(text: str, pos: int, quote: str, what: str) -> tuple[str, int]:
-    """Read a quoted run starting at ``pos`` (on the quote); doubled or backslashed quotes
-    stand for the quote itself. Returns (content, position after the closing quote)."""
-    out: list[str] = []
-    i = pos + 1
-    while i < len(text):
-        ch = text[i]
-        if ch == "\\" and i + 1 < len(text) and text[i + 1] in (quote, "\\"):
-            out.append(text[i + 1])
-            i += 2
-            continue
-        if ch == quote:
-            if i + 1 < len(text) and text[i + 1] == quote:
-                out.append(quote)
-                i += 2
-                continue
-            return "".join(out), i + 1
-        out.append(ch)
-        i += 1
-    raise InvalidFilter(text, pos, f"unterminated {what}: missing closing {quote}")
-
-
-def tokenize(text: str, bare: frozenset[str] = frozenset()) -> list[Token]:
-    """Split ``text`` into tokens; words in ``bare`` stand for ``attributes.<word>``."""
-    tokens: list[Token] = []
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch.isspace():
-            i += 1
-            continue
-        start = i
-        if ch == "(":
-            tokens.append(Token("LPAREN", "(", start))
-            i += 1
-        elif ch == ")":
-            tokens.append(Token("RPAREN", ")", start))
-            i += 1
-        elif ch == ",":
-            tokens.append(Token("COMMA", ",", start))
-            i += 1
-        elif ch in "=!<>":
-            two = text[i : i + 2]
-            if two in ("!=", "<>", "<=", ">="):
-                tokens.append(Token("OP", "!=" if two == "<>" else two, start))
-                i += 2
-            elif ch == "!":
-                raise InvalidFilter(text, start, "expected '!=' here")
-            else:
-                tokens.append(Token("OP", ch, start))
-                i += 1
-        elif ch in "'\"":
-            value, i = _quoted(text, i, ch, "string")
-            tokens.append(Token("STRING", value, start))
-        elif ch == "`":
-            raise InvalidFilter(
-                text, start, "a backtick-quoted key must follow an entity, e.g. metrics.`my key`"
-            )
-        elif (m := _NUMBER.match(text, i)) and (
-            ch.isdigit()
-            or ch == "."
-            or (tokens and tokens[-1].kind in ("OP", "COMMA", "LPAREN", "KEYWORD"))
-        ):
-            tokens.append(Token("NUMBER", float(m.group()), start, m.group()))
-            i = m.end()
-        elif m := _WORD.match(text, i):
-            word = m.group()
-            i = m.end()
-            if i < n and text[i] == ".":
-                entity = ENTITY_ALIASES.get(word.lower())
-                if entity is None:
-                    raise InvalidFilter(
-                        text,
-                        start,
-                        f"unknown entity {word!r}; use one of metrics, params, tags, "
-                        "attributes, datasets (or their aliases metric, param, parameter(s), "
-                        "tag, attribute, attr, run, dataset)",
-                    )
-                i += 1
-                if i < n and text[i] in '`"':
-                    key, i = _quoted(text, i, text[i], "key")
-                elif km := _BARE_KEY.match(text, i):
-                    key = km.group()
-                    i = km.end()
-                else:
-                    raise InvalidFilter(text, i, f"expected a key after '{word}.'")
-                if not key:
-                    raise InvalidFilter(text, i - 1, "empty key")
-                tokens.append(Token("IDENT", Identifier(entity, key, start), start))
-            elif word in bare:
-                tokens.append(Token("IDENT", Identifier("attributes", word, start), start))
-            elif word.upper() in KEYWORDS:
-                tokens.append(Token("KEYWORD", word.upper(), start))
-            else:
-                raise InvalidFilter(
-                    text,
-                    start,
-                    f"unexpected word {word!r}; expected an identifier such as "
-                    f"attributes.{word} or metrics.{word}, or AND, OR, NOT",
-                )
-        else:
-            raise InvalidFilter(text, start, f"unexpected character {ch!r}")
-    tokens.append(Token("END", None, n))
-    return tokens
 
 
 class _Parser:
@@ -356,8 +235,11 @@ class OrderKey:
 _DIRECTION = re.compile(r"\s+(ASC|DESC)\s*$", re.IGNORECASE)
 
 
-def parse_order_by(clauses: list[str] | tuple[str, ...] | None) -> list[OrderKey]:
-    """``["metrics.`val acc` DESC", "params.lr"]`` -> order keys (ascending by default)."""
+def parse_order_by(
+    clauses: Sequence[str] | None, bare: frozenset[str] = frozenset()
+) -> list[OrderKey]:
+    """``["metrics.`val acc` DESC", "params.lr"]`` -> order keys (ascending by default);
+    words in ``bare`` stand for ``attributes.<word>`` (``["start_time DESC"]``)."""
     keys: list[OrderKey] = []
     for clause in clauses or []:
         text = clause.strip()
@@ -370,7 +252,7 @@ def parse_order_by(clauses: list[str] | tuple[str, ...] | None) -> list[OrderKey
             "'metrics.acc DESC'"
         )
         try:
-            tokens = tokenize(text)
+            tokens = tokenize(text, bare)
         except InvalidFilter as exc:
             raise InvalidFilter(clause, exc.position, problem) from None
         if len(tokens) != 2 or tokens[0].kind != "IDENT":

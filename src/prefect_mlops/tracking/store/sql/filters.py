@@ -9,6 +9,7 @@ primary key; the rest (under OR or NOT, ``IS NULL``, attributes, datasets) becom
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,7 +43,6 @@ def _tag_value(key: str) -> sa.ScalarSelect[Any]:
 
 NUMERIC_ATTRIBUTES: dict[str, Any] = {
     "start_time": runs.c.start_time,
-    "created": runs.c.start_time,
     "end_time": runs.c.end_time,
     "duration": runs.c.end_time - runs.c.start_time,
 }
@@ -66,12 +66,34 @@ DATASET_FIELDS = {
     "digest": t.run_datasets.c.digest,
     "context": t.run_datasets.c.context,
 }
-VALID_ATTRIBUTES = sorted({*NUMERIC_ATTRIBUTES, *STRING_ATTRIBUTES})
+# MLflow's other names for attributes (SearchUtils.translate_key_alias), as it spells them
+ATTRIBUTE_ALIASES = {
+    "created": "start_time",
+    "Created": "start_time",
+    "run name": "run_name",
+    "Run name": "run_name",
+    "Run Name": "run_name",
+}
+RUN_NAME_TAG = "mlflow.runName"
+VALID_ATTRIBUTES = sorted({*NUMERIC_ATTRIBUTES, *STRING_ATTRIBUTES, *ATTRIBUTE_ALIASES})
+# Attribute names that may stand alone, without ``attributes.`` (MLflow's bare identifiers)
+BARE_ATTRIBUTES = frozenset(VALID_ATTRIBUTES)
+
+
+def canonical(ident: Identifier) -> Identifier:
+    """``ident`` with MLflow's aliases resolved: ``created`` is ``start_time``, ``Run name``
+    is ``run_name``, and the ``mlflow.runName`` tag that MLflow keeps in step with the run
+    name is the run name column itself."""
+    if ident.entity == "attributes" and ident.key in ATTRIBUTE_ALIASES:
+        return replace(ident, key=ATTRIBUTE_ALIASES[ident.key])
+    if ident.entity == "tags" and ident.key == RUN_NAME_TAG:
+        return replace(ident, entity="attributes", key="run_name")
+    return ident
 
 
 def attribute_column(text: str, ident: Identifier) -> tuple[Any, bool]:
     """(column expression, is_numeric) for an attribute name."""
-    key = ident.key
+    key = canonical(ident).key
     if key in NUMERIC_ATTRIBUTES:
         return NUMERIC_ATTRIBUTES[key], True
     if key in _TAG_ATTRIBUTES:
@@ -179,6 +201,7 @@ class FilterCompiler:
             )
 
     def comparison(self, c: Comparison) -> Any:
+        c = replace(c, ident=canonical(c.ident))
         entity, key = c.ident.entity, c.ident.key
         if entity == "metrics":
             return self._metric(c, key)
@@ -219,6 +242,11 @@ class FilterCompiler:
             )
         number = c.value
         assert isinstance(number, float)
+        if c.op == "!=":  # a NaN (stored as NULL) differs from every number, as in MLflow
+            return ValueTest(
+                lambda table: sa.or_(table.c.value != number, table.c.value.is_(None)),
+                admits_null=True,
+            )
         return ValueTest(lambda table: _numeric_condition(table.c.value, c.op, number))
 
     def _param_or_tag_value(self, c: Comparison, entity: str, key: str) -> ValueTest | None:
@@ -234,10 +262,19 @@ class FilterCompiler:
             if entity == "params" and number is not None:
                 # Beyond MLflow: numeric comparison of numeric params.
                 return ValueTest(lambda table: _numeric_condition(table.c.num_value, c.op, number))
-            if c.value_is_string:
-                text = c.value
-                return ValueTest(lambda table: _numeric_condition(table.c.value, c.op, text))  # type: ignore[arg-type]
-            raise self._fail(c.value_pos, f"{what} compares numerically only on params")
+            # Refused as MLflow refuses it: a string range would follow each database's
+            # collation, so SQLite and PostgreSQL would disagree.
+            if entity == "params":
+                raise self._fail(
+                    c.op_pos,
+                    f"{what} compares with {c.op} only against a number (e.g. params.lr "
+                    f"{c.op} 0.01); strings compare with =, !=, LIKE, ILIKE, IN or NOT IN",
+                )
+            raise self._fail(
+                c.op_pos,
+                f"{what} cannot be compared with {c.op}; tags compare with =, !=, LIKE, "
+                "ILIKE, IN, NOT IN, IS NULL or IS NOT NULL",
+            )
         self._require_strings(c, what)
         return ValueTest(lambda table: _string_condition(table.c.value, c.op, c.value))
 
@@ -255,6 +292,8 @@ class FilterCompiler:
             return result
         pending: dict[tuple[str, str], list[ValueTest]] = {}
         for item in _conjuncts(node):
+            if isinstance(item, Comparison):
+                item = replace(item, ident=canonical(item.ident))
             value: ValueTest | None = None
             if isinstance(item, Comparison) and item.ident.entity == "metrics":
                 value = self._metric_value(item, item.ident.key)
@@ -271,7 +310,9 @@ class FilterCompiler:
             table = ENTITY_TABLES[entity]
             alias = table.alias(f"f{entity[0]}{n}")
             checks = tuple(v.test for v in tests if v.test is not None)
-            nullable = bool(alias.c.value.nullable) and not checks
+            nullable = bool(alias.c.value.nullable) and all(
+                v.admits_null for v in tests if v.test is not None
+            )
             result.joins.append(Joined(entity, key, table, alias, checks, nullable))
         return result
 

@@ -24,9 +24,11 @@ ENTITY_TABLES = {"metrics": t.latest_metrics, "params": t.params, "tags": t.tags
 @dataclass(frozen=True)
 class ValueTest:
     """A test on the value columns of a metric/param/tag row (None: the row only has to
-    exist); built per table so that it applies to the base table or to an alias."""
+    exist); built per table so that it applies to the base table or to an alias.
+    ``admits_null``: a NULL value (a NaN metric) can pass it."""
 
     test: Callable[[Any], Any] | None
+    admits_null: bool = False
 
 
 @dataclass(frozen=True, eq=False)

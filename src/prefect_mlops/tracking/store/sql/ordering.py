@@ -1,7 +1,10 @@
 """Sort orders and keyset pagination over ``runs``.
 
-NULLs (missing values, NaN metrics) sort last in both directions; ties are broken by start
-time (newest first), then run id, as in MLflow. Pages are read with keyset conditions
+Missing values sort last in both directions, and a NaN metric (stored as NULL) sorts after
+every number but before a missing metric, in both directions; ties are broken by start time
+(newest first), then run id: all as in MLflow. A metric key that may be missing carries a
+second sort expression, its rank (0: the run has the metric, 1: it lacks it), so that NaN and
+missing stay apart in the ORDER BY and in page tokens. Pages are read with keyset conditions
 (`Ordering.phases`), never by offset; a page token carries the last row's sort values and a
 fingerprint of the search it belongs to.
 """
@@ -20,7 +23,7 @@ import sqlalchemy as sa
 from prefect_mlops.core.errors import InvalidInput
 from prefect_mlops.tracking import tables as t
 from prefect_mlops.tracking.search.grammar import InvalidFilter, OrderKey
-from prefect_mlops.tracking.store.sql.filters import attribute_column
+from prefect_mlops.tracking.store.sql.filters import attribute_column, canonical
 from prefect_mlops.tracking.store.sql.joins import ENTITY_TABLES, Joined, RunFilter
 
 runs = t.runs
@@ -43,21 +46,33 @@ class PagePhase:
 
 
 @dataclass
+class Split:
+    """How a first order key on a metric, param or tag is paged: ``joined`` (an inner join
+    of the rows with a value) first, then one phase per ``rest`` entry: its WHERE condition
+    and the constant sort values of the key's other expressions (``width`` in all) there.
+    A metric has two such phases, NaN then missing; a param or tag one, missing."""
+
+    joined: Joined
+    width: int
+    rest: list[tuple[Any, tuple[int, ...]]]
+
+
+@dataclass
 class Ordering:
     """Sort expressions with their directions; ``nullable[i]`` says whether ``exprs[i]`` can
     be NULL (NULLs sort last either way) and ``leads[i]`` what gives rows in the order of
     ``exprs[i]`` (see `PagePhase.lead`). Order keys that the filter did not already join
     are LEFT JOINed through ``outer_joins``, except a first key on a metric, param or tag
-    (``split``): its runs are paged in two phases, runs with a value first (an inner join the
+    (``split``): its runs are paged in phases, runs with a value first (an inner join the
     database can read in the order of its (key, value) index, stopping after a page), then
-    the runs without one."""
+    the runs without one (for a metric: NaN, then missing)."""
 
     exprs: list[Any]
     descending: list[bool]
     nullable: list[bool]
     leads: list[Any]
     outer_joins: list[tuple[Any, Any]] = field(default_factory=list)
-    split: tuple[Joined, Any] | None = None  # the first key's join, and "it has a value"
+    split: Split | None = None
 
     def _order_by(self, start: int, nullable: Sequence[bool]) -> list[Any]:
         out = []
@@ -77,19 +92,27 @@ class Ordering:
             )
             order = self._order_by(0, self.nullable)
             return [PagePhase([], self.leads[0], outer, where, self.exprs, order)]
-        joined, has_value = self.split
+        split, width = self.split, self.split.width
         out = []
         nullable = [False, *self.nullable[1:]]
         if after is None or after[0] is not None:
             where = [] if after is None else [_after(self.exprs, self.descending, nullable, after)]
             order = self._order_by(0, nullable)
-            out.append(PagePhase([joined], joined, outer, where, self.exprs, order))
-        rest = self.exprs[1:]
-        where = [~has_value]
-        if after is not None and after[0] is None:
-            where.append(_after(rest, self.descending[1:], self.nullable[1:], after[1:]))
-        order = self._order_by(1, self.nullable[1:])
-        out.append(PagePhase([], self.leads[1], outer, where, [sa.null(), *rest], order))
+            out.append(PagePhase([split.joined], split.joined, outer, where, self.exprs, order))
+        rest = self.exprs[width:]
+        started = after is None or after[0] is not None
+        for condition, constants in split.rest:
+            where = [condition]
+            if not started:
+                if tuple(after[1:width]) != constants:  # type: ignore[index]
+                    continue  # the previous page ended in a later phase
+                started = True
+                where.append(
+                    _after(rest, self.descending[width:], self.nullable[width:], after[width:])  # type: ignore[index]
+                )
+            exprs = [sa.null(), *[sa.literal(c) for c in constants], *rest]
+            order = self._order_by(width, self.nullable[width:])
+            out.append(PagePhase([], self.leads[width], outer, where, exprs, order))
         return out
 
 
@@ -126,14 +149,34 @@ def _not_null(expr: Any) -> bool:
     return isinstance(expr, sa.Column) and not expr.nullable
 
 
+def _split(entity: str, key: str, table: sa.Table, alias: Any, prefix: str) -> Split:
+    """The phases of a first order key on ``entity`` ``key`` (see `Split`)."""
+
+    def probe(suffix: str, *conditions: Any) -> Any:
+        row = table.alias(f"{prefix}{suffix}")
+        return sa.exists().where(
+            row.c.run_id == runs.c.run_id, row.c.key == key, *[c(row) for c in conditions]
+        )
+
+    tests: tuple[Callable[[Any], Any], ...] = ()
+    if table.c.value.nullable:
+        tests = (lambda tb: tb.c.value.is_not(None),)
+    joined = Joined(entity, key, table, alias, tests, False)
+    if entity == "metrics":
+        nan = probe("n", lambda tb: tb.c.value.is_(None))
+        return Split(joined, 2, [(nan, (0,)), (~probe("x"), (1,))])
+    return Split(joined, 1, [(~probe("x", *tests), ())])
+
+
 def build_ordering(
     text: str, keys: Sequence[OrderKey], run_filter: RunFilter | None = None
 ) -> Ordering:
     """The ordering for ``keys``; order keys that ``run_filter`` inner-joins reuse its join."""
     ordering = Ordering([], [], [], [])
     for n, key in enumerate(keys):
-        ident = key.ident
+        ident = canonical(key.ident)
         lead: Any = None
+        rank: Any = None
         if ident.entity in ENTITY_TABLES:
             joined = run_filter.joined(ident.entity, ident.key) if run_filter else None
             if joined is not None:
@@ -146,17 +189,11 @@ def build_ordering(
                 prefix = "om" if ident.entity == "metrics" else f"o{ident.entity[0]}"
                 alias = table.alias(f"{prefix}{n}")
                 expr, nullable = alias.c.value, True
+                if ident.entity == "metrics":  # NaN (a NULL value) before missing (no row)
+                    rank = sa.case((alias.c.run_id.is_(None), 1), else_=0)
                 if n == 0:
-                    probe = table.alias(f"{prefix}x")
-                    has = sa.exists().where(
-                        probe.c.run_id == runs.c.run_id, probe.c.key == ident.key
-                    )
-                    tests: tuple[Callable[[Any], Any], ...] = ()
-                    if table.c.value.nullable:
-                        tests = (lambda tb: tb.c.value.is_not(None),)
-                        has = has.where(probe.c.value.is_not(None))
-                    lead = Joined(ident.entity, ident.key, table, alias, tests, False)
-                    ordering.split = (lead, has)
+                    ordering.split = _split(ident.entity, ident.key, table, alias, prefix)
+                    lead = ordering.split.joined
                 else:
                     on = sa.and_(alias.c.run_id == runs.c.run_id, alias.c.key == ident.key)
                     ordering.outer_joins.append((alias, on))
@@ -170,6 +207,11 @@ def build_ordering(
         ordering.descending.append(key.descending)
         ordering.nullable.append(nullable)
         ordering.leads.append(lead)
+        if rank is not None:
+            ordering.exprs.append(rank)
+            ordering.descending.append(False)
+            ordering.nullable.append(False)
+            ordering.leads.append(None)
     if not any(e is runs.c.start_time for e in ordering.exprs):
         ordering.exprs.append(runs.c.start_time)
         ordering.descending.append(True)

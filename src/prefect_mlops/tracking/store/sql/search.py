@@ -29,7 +29,11 @@ from prefect_mlops.tracking.search.grammar import (
 )
 from prefect_mlops.tracking.store.sql import ordering as o
 from prefect_mlops.tracking.store.sql.engine import SqlStoreBase, lifecycle_filter
-from prefect_mlops.tracking.store.sql.filters import FilterCompiler, attribute_column
+from prefect_mlops.tracking.store.sql.filters import (
+    BARE_ATTRIBUTES,
+    FilterCompiler,
+    attribute_column,
+)
 from prefect_mlops.tracking.store.sql.joins import RunFilter, join_chain
 
 AGGREGATES = ("mean", "min", "max", "sum", "count", "std")
@@ -39,7 +43,7 @@ class SearchMixin(SqlStoreBase):
     # -- compiling --------------------------------------------------------------------------
 
     def _run_filter(self, filter_string: str | None, query: str | None) -> RunFilter:
-        node = parse_filter(filter_string)
+        node = parse_filter(filter_string, BARE_ATTRIBUTES)
         run_filter = FilterCompiler(filter_string or "").compile_runs(node)
         if query is not None and query.strip():
             run_filter.conditions.append(self._full_text_condition(query))
@@ -65,7 +69,7 @@ class SearchMixin(SqlStoreBase):
     @staticmethod
     def _ordering(order_by: Sequence[str] | None, run_filter: RunFilter | None) -> o.Ordering:
         keys = list(order_by or [])
-        return o.build_ordering(", ".join(keys), parse_order_by(keys), run_filter)
+        return o.build_ordering(", ".join(keys), parse_order_by(keys, BARE_ATTRIBUTES), run_filter)
 
     def _scope(self, experiment_ids: Sequence[str] | None, view: ViewType) -> list[Any]:
         where = [lifecycle_filter(t.runs.c.lifecycle_stage, view)]
