@@ -1,5 +1,6 @@
 """Run search pieces that need no database:
 
-- ``grammar.py``: the filter and order-by grammar (tokens, parse trees, errors with carets);
+- ``tokens.py``: the tokenizer (identifiers with their entity and key, values, operators);
+- ``grammar.py``: the filter and order-by grammar (parse trees, errors with carets);
 - ``compare.py``: runs side by side (`RunComparison`) and its markdown report.
 """
