@@ -202,7 +202,7 @@ class Transport:
                 start = source.tell() if source.seekable() else None
                 try:
                     stored = self._upload_now(path, source)
-                    return int(stored["size"]), str(stored["sha256"]), True
+                    return int(stored["file_size"]), str(stored["sha256"]), True
                 except Unreachable:
                     self._retry_at = time.monotonic() + RETRY_SECONDS
                     if start is None:
