@@ -150,9 +150,16 @@ def test_search_count_aggregate(tc: TrackingClient) -> None:
         order_by=["metrics.acc DESC"],
     )
     assert [r.info.run_name for r in found] == ["cnn-1", "rf-3"]
-    assert tc.search_runs([exp], "NOT params.model = 'cnn'", order_by=["attributes.run_name"]).__len__() == 2
+    assert (
+        tc.search_runs(
+            [exp], "NOT params.model = 'cnn'", order_by=["attributes.run_name"]
+        ).__len__()
+        == 2
+    )
     first = tc.search_runs([exp], order_by=["metrics.acc ASC"], max_results=3)
-    rest = tc.search_runs([exp], order_by=["metrics.acc ASC"], max_results=3, page_token=first.token)
+    rest = tc.search_runs(
+        [exp], order_by=["metrics.acc ASC"], max_results=3, page_token=first.token
+    )
     assert [r.info.run_name for r in first] == ["rf-3", "cnn-0", "mlp-2"]
     assert [r.info.run_name for r in rest] == ["cnn-1"] and rest.token is None
     assert [r.info.run_id for r in tc.search_runs([exp], query="mlp")] == [ids["mlp-2"]]
