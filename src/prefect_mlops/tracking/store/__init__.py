@@ -2,10 +2,10 @@
 
 - ``base.py``: the `TrackingStore` protocol (plain values in and out) and `MetricRow`;
 - ``sql/``: `SqlTrackingStore`, the SQLite and PostgreSQL implementation;
-- ``rest.py``: `RestTrackingStore`, the client side of the tracking server (http/https), over
-  ``transport.py`` (requests, errors, keyed writes), ``spool.py`` (the offline spool) and
-  ``http_artifacts.py`` (artifact files through the server); ``wire.py`` is the JSON both
-  sides speak.
+- ``rest.py`` (searches in ``rest_search.py``): `RestTrackingStore`, the client side of the
+  tracking server (http/https), over ``transport.py`` (requests, errors, keyed writes),
+  ``spool.py`` (the offline spool) and ``http_artifacts.py`` (artifact files through the
+  server); ``wire.py`` is the JSON both sides speak.
 """
 
 from __future__ import annotations
