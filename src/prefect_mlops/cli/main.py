@@ -16,6 +16,7 @@ from prefect_mlops.cli.runs import runs_app
 from prefect_mlops.cli.searches import searches_app
 from prefect_mlops.cli.server import server_app
 from prefect_mlops.cli.setup import create_watchdog, default_within, enable_auto_tracking
+from prefect_mlops.cli.sync import sync
 from prefect_mlops.core.db import get_engine, mask_url
 from prefect_mlops.core.errors import MlopsError
 from prefect_mlops.core.migrate import upgrade
@@ -34,6 +35,7 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(db_app, name="db")
 app.add_typer(searches_app, name="searches")
 app.add_typer(server_app, name="server")
+app.command()(sync)
 
 
 @db_app.command("upgrade")

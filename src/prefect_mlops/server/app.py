@@ -101,7 +101,10 @@ def create_app(settings: Settings | None = None, client: TrackingClient | None =
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.client = client or TrackingClient(settings=settings)
+    # The server serves its database even where the environment names a tracking server.
+    app.state.client = client or TrackingClient(
+        database_url=settings.resolved_database_url, settings=settings
+    )
     handlers: dict[Any, Callable[[Request, Any], Awaitable[Response]]] = {
         MlopsError: handle_error,
         ApiError: handle_error,

@@ -45,8 +45,17 @@ class ApiError(Exception):
         self.status = status
 
 
-def error_response(message: str, error_code: str, status: int) -> JSONResponse:
-    return JSONResponse({"error_code": error_code, "message": message}, status_code=status)
+#: Names which of our errors a refusal is, for our remote store (MLflow clients ignore it).
+ERROR_CLASS_HEADER = "X-Mlops-Error"
+
+
+def error_response(
+    message: str, error_code: str, status: int, error_class: str | None = None
+) -> JSONResponse:
+    headers = {ERROR_CLASS_HEADER: error_class} if error_class else None
+    return JSONResponse(
+        {"error_code": error_code, "message": message}, status_code=status, headers=headers
+    )
 
 
 def classify(exc: BaseException) -> tuple[str, int]:
@@ -73,4 +82,5 @@ async def handle_error(request: Request, exc: Exception) -> JSONResponse:
     if status >= 500:
         logger.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
     message = exc.message if isinstance(exc, ApiError) else str(exc)
-    return error_response(message, code, status)
+    known = isinstance(exc, MlopsError)
+    return error_response(message, code, status, type(exc).__name__ if known else None)

@@ -143,3 +143,12 @@ saved_searches = sa.Table(
     sa.Column("query", sa.Text, nullable=True),
     sa.Column("created_time", sa.BigInteger, nullable=False),
 )
+
+# Idempotency keys of write requests the server has applied: a replayed request (a client
+# resending after a lost acknowledgement, or replaying its offline spool) stores nothing twice.
+request_keys = sa.Table(
+    "request_keys",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("created_time", sa.BigInteger, nullable=False, index=True),
+)

@@ -10,16 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from prefect_mlops.core.errors import InvalidInput, NotFound
-from prefect_mlops.core.storage import ArtifactLocation
 from prefect_mlops.tracking import media
 from prefect_mlops.tracking import validation as v
 from prefect_mlops.tracking.client.base import ClientBase
 from prefect_mlops.tracking.entities import FileInfo
+from prefect_mlops.tracking.store.base import ArtifactFiles
 
 
 class ArtifactsClient(ClientBase):
-    def _location(self, run_id: str) -> ArtifactLocation:
-        return ArtifactLocation(self.store.get_run_info(run_id).artifact_uri)
+    def _location(self, run_id: str) -> ArtifactFiles:
+        """The run's files, where its store keeps them (storage itself, or the server)."""
+        return self.store.artifact_location(self.store.get_run_info(run_id))
 
     def log_artifact(
         self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None

@@ -40,7 +40,7 @@ def _store_and_writer(url: str, settings: Settings) -> tuple[TrackingStore, Metr
     with _stores_lock:
         pair = _stores.get(url)
         if pair is None:
-            store = tracking_store(url)
+            store = tracking_store(url, settings)
             writer = MetricWriter(
                 store.log_metric_rows, settings.flush_interval, settings.max_buffered_points
             )
@@ -136,10 +136,18 @@ class ClientBase:
     ) -> None:
         self.settings = settings or get_settings()
         self.database_url = database_url or self.settings.resolved_database_url
-        self.artifact_root = artifact_root_uri(
-            artifact_storage or self.settings.resolved_artifact_storage
+        #: The tracking server this client logs to (``tracking_uri``), unless a database is
+        #: named explicitly; None when the store is the database itself.
+        self.tracking_uri = None if database_url else self.settings.tracking_uri
+        if artifact_storage or not self.tracking_uri:
+            self.artifact_root = artifact_root_uri(
+                artifact_storage or self.settings.resolved_artifact_storage
+            )
+        else:
+            self.artifact_root = ""  # the server puts new experiments under its own root
+        self.store, self._writer = _store_and_writer(
+            self.tracking_uri or self.database_url, self.settings
         )
-        self.store, self._writer = _store_and_writer(self.database_url, self.settings)
         self._on_stale = on_stale
         self._writable: set[str] = set()
         self._experiments: dict[str, Experiment] = {}  # by name and by id, active ones

@@ -9,7 +9,6 @@ from typing import Any
 
 from prefect_mlops.core.errors import InvalidInput
 from prefect_mlops.core.ids import new_id, now_ms
-from prefect_mlops.core.storage import ArtifactLocation
 from prefect_mlops.tracking import validation as v
 from prefect_mlops.tracking.client.base import (
     ClientBase,
@@ -154,7 +153,7 @@ class RunsClient(ClientBase):
     ) -> None:
         self.require_writable(run_id)
         final_tags = clean_tags(tags)
-        location = ArtifactLocation(self.store.get_run_info(run_id).artifact_uri)
+        location = self.store.artifact_location(self.store.get_run_info(run_id))
         stored = []
         for name, text in texts.items():
             rel = v.safe_artifact_path(name)

@@ -1,7 +1,11 @@
 """Persistence of the tracking domain behind one interface, picked by database URL scheme:
 
 - ``base.py``: the `TrackingStore` protocol (plain values in and out) and `MetricRow`;
-- ``sql/``: `SqlTrackingStore`, the SQLite and PostgreSQL implementation.
+- ``sql/``: `SqlTrackingStore`, the SQLite and PostgreSQL implementation;
+- ``rest.py`` (searches in ``rest_search.py``): `RestTrackingStore`, the client side of the
+  tracking server (http/https), over ``transport.py`` (requests, errors, keyed writes),
+  ``spool.py`` (the offline spool) and ``http_artifacts.py`` (artifact files through the
+  server); ``wire.py`` is the JSON both sides speak.
 """
 
 from __future__ import annotations
@@ -11,14 +15,19 @@ from sqlalchemy.exc import ArgumentError
 
 from prefect_mlops.core.db import mask_url
 from prefect_mlops.core.errors import InvalidInput
+from prefect_mlops.core.settings import Settings, get_settings
 from prefect_mlops.tracking.store.base import MetricRow, TrackingStore
+from prefect_mlops.tracking.store.rest import RestTrackingStore
 from prefect_mlops.tracking.store.sql import SCHEMES, SqlTrackingStore
 
-__all__ = ["MetricRow", "SqlTrackingStore", "TrackingStore", "tracking_store"]
+__all__ = ["MetricRow", "RestTrackingStore", "SqlTrackingStore", "TrackingStore", "tracking_store"]
 
 
-def tracking_store(url: str) -> TrackingStore:
-    """The store for ``url``: SQLite and PostgreSQL URLs get `SqlTrackingStore`."""
+def tracking_store(url: str, settings: Settings | None = None) -> TrackingStore:
+    """The store for ``url``: a tracking server's http(s) URL gets `RestTrackingStore`,
+    SQLite and PostgreSQL URLs get `SqlTrackingStore`."""
+    if url.startswith(("http://", "https://")):
+        return RestTrackingStore(url, settings or get_settings())
     try:
         scheme = make_url(url).get_backend_name()
     except ArgumentError:

@@ -7,8 +7,10 @@ SQL store and a store speaking to our server over HTTP implement the same method
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any, Protocol, TypeVar
 
 from prefect_mlops.tracking.entities import (
     DatasetInput,
@@ -28,7 +30,31 @@ from prefect_mlops.tracking.entities import (
     ViewType,
 )
 
-__all__ = ["MetricRow", "TrackingStore"]
+__all__ = ["ArtifactFiles", "KeyedWrites", "MetricRow", "TrackingStore"]
+
+T = TypeVar("T")
+
+
+class ArtifactFiles(Protocol):
+    """A run's artifact files by relative path: in artifact storage itself (embedded), or
+    through the tracking server (remote). Streams in chunks; sizes and sha256 come back."""
+
+    def write_stream(self, rel: str, source: IO[bytes]) -> tuple[int, str]: ...
+
+    def write_file(self, rel: str, local_path: str | os.PathLike[str]) -> tuple[int, str]: ...
+
+    def open_read(self, rel: str) -> IO[bytes]: ...
+
+    def download(self, rel: str, destination: str | os.PathLike[str]) -> Path: ...
+
+
+class KeyedWrites(Protocol):
+    """What a store that serves remote clients adds: writes applied once per request key."""
+
+    def apply_once(self, key: str, write: Callable[[], T]) -> tuple[bool, T | None]:
+        """Run ``write`` with ``key`` claimed in its transaction: ``(True, result)``, or
+        ``(False, None)`` (nothing stored) when the key was applied before."""
+        ...
 
 
 class TrackingStore(Protocol):
@@ -37,10 +63,14 @@ class TrackingStore(Protocol):
     # -- experiments ------------------------------------------------------------------------
 
     def create_experiment(
-        self, name: str, artifact_root: str, tags: Mapping[str, str] | None = None
+        self,
+        name: str,
+        artifact_root: str,
+        tags: Mapping[str, str] | None = None,
+        experiment_id: str | None = None,
     ) -> str:
-        """Create an experiment whose artifacts go under ``artifact_root``; AlreadyExists if
-        the name is taken."""
+        """Create an experiment whose artifacts go under ``artifact_root`` (with a
+        client-made ``experiment_id``, or a new one); AlreadyExists if the name is taken."""
         ...
 
     def get_experiment(self, experiment_id: str) -> Experiment:
@@ -75,9 +105,10 @@ class TrackingStore(Protocol):
         prefect_flow_run_id: str | None = None,
         status: RunStatus = RunStatus.RUNNING,
         params: Sequence[Param] = (),
+        run_id: str | None = None,
     ) -> Run:
-        """A new run with its tags and params; AlreadyExists if ``prefect_flow_run_id`` is
-        already bound to a run."""
+        """A new run with its tags and params (``run_id``: a client-made id, or a new one);
+        AlreadyExists if ``prefect_flow_run_id`` is already bound to a run."""
         ...
 
     def get_run_info(self, run_id: str) -> RunInfo:
@@ -181,6 +212,10 @@ class TrackingStore(Protocol):
         ...
 
     # -- artifacts and dataset inputs -------------------------------------------------------
+
+    def artifact_location(self, info: RunInfo) -> ArtifactFiles:
+        """Where the files of the run ``info`` are read and written."""
+        ...
 
     def record_artifact(self, run_id: str, path: str, size: int, sha256: str) -> None:
         """Record (or replace) the record of a stored artifact file."""

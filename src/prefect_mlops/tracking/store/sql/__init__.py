@@ -7,6 +7,7 @@
 - ``artifacts.py``: artifact records and dataset inputs;
 - ``search.py``: search pages, counts, aggregates, full-text words and saved searches;
 - ``bulk.py``: bulk import of finished runs;
+- ``keys.py``: idempotency keys of write requests, claimed in the write's transaction;
 - ``filters.py``: filter trees compiled to SQL conditions;
 - ``joins.py``: the inner joins a filter makes and their fixed order on SQLite;
 - ``ordering.py``: sort orders, keyset pages and page tokens.
@@ -17,6 +18,7 @@ from __future__ import annotations
 from prefect_mlops.tracking.store.sql.artifacts import ArtifactsMixin
 from prefect_mlops.tracking.store.sql.bulk import BulkMixin
 from prefect_mlops.tracking.store.sql.experiments import ExperimentsMixin
+from prefect_mlops.tracking.store.sql.keys import RequestKeysMixin
 from prefect_mlops.tracking.store.sql.metrics import MetricsMixin
 from prefect_mlops.tracking.store.sql.runs import RunsMixin
 from prefect_mlops.tracking.store.sql.search import SearchMixin
@@ -25,7 +27,13 @@ SCHEMES = ("sqlite", "postgresql")
 
 
 class SqlTrackingStore(
-    ExperimentsMixin, RunsMixin, MetricsMixin, ArtifactsMixin, SearchMixin, BulkMixin
+    ExperimentsMixin,
+    RunsMixin,
+    MetricsMixin,
+    ArtifactsMixin,
+    SearchMixin,
+    BulkMixin,
+    RequestKeysMixin,
 ):
     """Experiments, runs, params, tags, metrics, histograms and artifact records in SQL."""
 

@@ -7,12 +7,17 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from prefect_mlops.core.ids import now_ms
+from prefect_mlops.core.storage import ArtifactLocation
 from prefect_mlops.tracking import tables as t
-from prefect_mlops.tracking.entities import DatasetInput, FileInfo
+from prefect_mlops.tracking.entities import DatasetInput, FileInfo, RunInfo
 from prefect_mlops.tracking.store.sql.engine import SqlStoreBase
 
 
 class ArtifactsMixin(SqlStoreBase):
+    def artifact_location(self, info: RunInfo) -> ArtifactLocation:
+        """The run's artifact files, read and written straight in artifact storage."""
+        return ArtifactLocation(info.artifact_uri)
+
     def record_artifact(self, run_id: str, path: str, size: int, sha256: str) -> None:
         stmt = self._artifact_upsert()
         row = {

@@ -8,6 +8,7 @@ combined into `SqlTrackingStore` in ``__init__.py``.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -17,6 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from prefect_mlops.core.db import get_engine, mask_url, with_lock_retry, write_transaction
 from prefect_mlops.core.errors import StorageError
+from prefect_mlops.core.ids import now_ms
 from prefect_mlops.core.migrate import ensure_schema
 from prefect_mlops.tracking import tables as t
 from prefect_mlops.tracking.entities import Run, RunData, RunInfo, RunStatus, ViewType
@@ -73,8 +75,14 @@ def info_from_row(r: Any) -> RunInfo:
     )
 
 
+class Replayed(Exception):
+    """The write's idempotency key was applied before: its transaction stores nothing."""
+
+
 class SqlStoreBase:
     """The engine and the plumbing the store's parts share."""
+
+    _keys: threading.local
 
     def __init__(self, database_url: str) -> None:
         self.database_url = database_url
@@ -87,15 +95,28 @@ class SqlStoreBase:
             f"VALUES ({mark}, {mark}, {mark}, {mark}, {mark})"
         )
         self._latest_upsert = self._build_latest_upsert()
+        self._keys = threading.local()  # the idempotency key the next write claims
 
     # -- transactions -----------------------------------------------------------------------
 
     def _write(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` in a write transaction; under `apply_once` the first one also claims
+        the request's key, and raises `Replayed` (storing nothing) if it was claimed before."""
+        key = getattr(self._keys, "key", None)
+
         def attempt() -> T:
             with write_transaction(self.engine) as conn:
+                if key is not None and not self._claim_key(conn, key):
+                    raise Replayed(key)
                 return fn(conn)
 
-        return with_lock_retry(attempt)
+        result = with_lock_retry(attempt)
+        self._keys.key = None
+        return result
+
+    def _claim_key(self, conn: Connection, key: str) -> bool:
+        stmt = self._insert(t.request_keys).on_conflict_do_nothing()
+        return bool(conn.execute(stmt, [{"key": key, "created_time": now_ms()}]).rowcount)
 
     def _read(self, fn: Callable[[Connection], T]) -> T:
         def attempt() -> T:

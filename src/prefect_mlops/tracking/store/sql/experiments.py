@@ -23,9 +23,13 @@ from prefect_mlops.tracking.store.sql.filters import (
 
 class ExperimentsMixin(SqlStoreBase):
     def create_experiment(
-        self, name: str, artifact_root: str, tags: Mapping[str, str] | None = None
+        self,
+        name: str,
+        artifact_root: str,
+        tags: Mapping[str, str] | None = None,
+        experiment_id: str | None = None,
     ) -> str:
-        experiment_id = new_id()
+        experiment_id = experiment_id or new_id()
         now = now_ms()
 
         def do(conn: Connection) -> None:

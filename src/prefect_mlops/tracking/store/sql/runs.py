@@ -38,8 +38,12 @@ class RunsMixin(SqlStoreBase):
         prefect_flow_run_id: str | None = None,
         status: RunStatus = RunStatus.RUNNING,
         params: Sequence[Param] = (),
+        run_id: str | None = None,
     ) -> Run:
-        run_id = new_id()
+        """A new run; ``run_id`` is a client-made id (runs started offline keep theirs),
+        a new one by default."""
+        given = run_id is not None
+        run_id = run_id or new_id()
         values = {
             "run_id": run_id,
             "experiment_id": experiment_id,
@@ -72,6 +76,8 @@ class RunsMixin(SqlStoreBase):
         try:
             self._write(do)
         except IntegrityError:
+            if given and self._run_exists(run_id):
+                raise AlreadyExists(f"A run with id {run_id!r} already exists.") from None
             if prefect_flow_run_id is None or self.run_id_for_flow_run(prefect_flow_run_id) is None:
                 raise
             raise AlreadyExists(
@@ -94,6 +100,10 @@ class RunsMixin(SqlStoreBase):
         if row is None:
             raise NotFound(f"No run with id {run_id!r}.")
         return info_from_row(row)
+
+    def _run_exists(self, run_id: str) -> bool:
+        query = sa.select(t.runs.c.run_id).where(t.runs.c.run_id == run_id)
+        return self._read(lambda conn: conn.execute(query).first()) is not None
 
     def run_id_for_flow_run(self, flow_run_id: str) -> str | None:
         """The id of the run bound to a Prefect flow run, if any."""
