@@ -1,6 +1,7 @@
 """Persistence of the tracking domain behind one interface, picked by database URL scheme:
 
-- ``base.py``: the `TrackingStore` protocol (plain values in and out) and `MetricRow`;
+- ``base.py``: the `TrackingStore` protocol (plain values in and out), `MetricRow`, and the
+  `ExperimentEditStore` and `LoggedModelStore` protocols beside it;
 - ``sql/``: `SqlTrackingStore`, the SQLite and PostgreSQL implementation.
 """
 
@@ -11,10 +12,22 @@ from sqlalchemy.exc import ArgumentError
 
 from prefect_mlops.core.db import mask_url
 from prefect_mlops.core.errors import InvalidInput
-from prefect_mlops.tracking.store.base import MetricRow, TrackingStore
+from prefect_mlops.tracking.store.base import (
+    ExperimentEditStore,
+    LoggedModelStore,
+    MetricRow,
+    TrackingStore,
+)
 from prefect_mlops.tracking.store.sql import SCHEMES, SqlTrackingStore
 
-__all__ = ["MetricRow", "SqlTrackingStore", "TrackingStore", "tracking_store"]
+__all__ = [
+    "ExperimentEditStore",
+    "LoggedModelStore",
+    "MetricRow",
+    "SqlTrackingStore",
+    "TrackingStore",
+    "tracking_store",
+]
 
 
 def tracking_store(url: str) -> TrackingStore:
