@@ -106,14 +106,14 @@ def test_log_batch_search_with_filter_and_order_and_pages(mlflow_server: str) ->
 
 def test_nested_runs_delete_restore_and_tags(mlflow_server: str) -> None:
     client = mlflow.MlflowClient()
-    with mlflow.start_run(run_name="parent") as parent:
-        with mlflow.start_run(run_name="child", nested=True) as child:
-            mlflow.log_metric("x", 1)
+    with (
+        mlflow.start_run(run_name="parent") as parent,
+        mlflow.start_run(run_name="child", nested=True) as child,
+    ):
+        mlflow.log_metric("x", 1)
     got = client.get_run(child.info.run_id)
     assert got.data.tags["mlflow.parentRunId"] == parent.info.run_id
-    children = client.search_runs(
-        ["0"], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
-    )
+    children = client.search_runs(["0"], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert [r.info.run_id for r in children] == [child.info.run_id]
     client.set_tag(child.info.run_id, "note", "keep")
     client.delete_tag(child.info.run_id, "note")
