@@ -49,7 +49,7 @@ def _type_name(value: object) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def _scalar(kind: Any, value: object, where: str, from_query: bool) -> Any:
+def _scalar(kind: Any, value: object, where: str) -> Any:
     if isinstance(kind, Choice):
         return kind.convert(value, where)
     if kind is str:
@@ -106,7 +106,7 @@ def _convert(kind: Any, value: object, where: str) -> Any:
         return [_convert(kind[0], item, f"{where}[{i}]") for i, item in enumerate(value)]
     if isinstance(kind, Mapping):
         return check(value, kind, where)
-    return _scalar(kind, value, where, False)
+    return _scalar(kind, value, where)
 
 
 def from_query(request: Request, fields: Fields) -> dict[str, Any]:
@@ -121,9 +121,9 @@ def from_query(request: Request, fields: Fields) -> dict[str, Any]:
         kind = fields[name]
         values = params.getlist(name)
         if isinstance(kind, list):
-            out[name] = [_scalar(kind[0], x, f"{name}[{i}]", True) for i, x in enumerate(values)]
+            out[name] = [_scalar(kind[0], x, f"{name}[{i}]") for i, x in enumerate(values)]
         else:
-            out[name] = _scalar(kind, values[-1], name, True)
+            out[name] = _scalar(kind, values[-1], name)
     return out
 
 
