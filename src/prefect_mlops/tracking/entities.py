@@ -241,3 +241,42 @@ class BulkRun:
     start_time: int | None = None
     end_time: int | None = None
     status: RunStatus = RunStatus.FINISHED
+
+
+class LoggedModelStatus(str, Enum):
+    """Where a logged model's upload stands (MLflow 3's ``LoggedModelStatus`` without the
+    ``LOGGED_MODEL_`` prefix)."""
+
+    PENDING = "PENDING"
+    READY = "READY"
+    UPLOAD_FAILED = "UPLOAD_FAILED"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    """A model logged in an experiment (MLflow 3's ``LoggedModel``): its files live under
+    ``artifact_location``; ``source_run_id`` is the run that produced it, if any."""
+
+    model_id: str
+    experiment_id: str
+    name: str
+    artifact_location: str
+    creation_time: int
+    last_update_time: int
+    status: LoggedModelStatus
+    lifecycle_stage: str = "active"
+    model_type: str = ""
+    source_run_id: str | None = None
+    status_message: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+
+
+class ModelOutput(NamedTuple):
+    """A logged model a run produced, at the step it was logged."""
+
+    model_id: str
+    step: int

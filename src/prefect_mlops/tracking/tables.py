@@ -152,3 +152,44 @@ request_keys = sa.Table(
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("created_time", sa.BigInteger, nullable=False, index=True),
 )
+
+# Logged models (MLflow 3): a model with its own artifact folder, made by a run or not.
+logged_models = sa.Table(
+    "logged_models",
+    metadata,
+    sa.Column("model_id", sa.String(40), primary_key=True),
+    sa.Column("experiment_id", ID, nullable=False, index=True),
+    sa.Column("name", sa.String(500), nullable=False),
+    sa.Column("artifact_location", sa.String(1000), nullable=False),
+    sa.Column("creation_time", sa.BigInteger, nullable=False),
+    sa.Column("last_update_time", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("lifecycle_stage", sa.String(20), nullable=False, server_default="active"),
+    sa.Column("model_type", sa.String(500), nullable=False, server_default=""),
+    sa.Column("source_run_id", ID, nullable=True, index=True),
+    sa.Column("status_message", sa.Text, nullable=False, server_default=""),
+)
+
+logged_model_tags = sa.Table(
+    "logged_model_tags",
+    metadata,
+    sa.Column("model_id", sa.String(40), primary_key=True),
+    sa.Column("key", sa.String(250), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+logged_model_params = sa.Table(
+    "logged_model_params",
+    metadata,
+    sa.Column("model_id", sa.String(40), primary_key=True),
+    sa.Column("key", sa.String(250), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+run_model_outputs = sa.Table(
+    "run_model_outputs",
+    metadata,
+    sa.Column("run_id", ID, primary_key=True),
+    sa.Column("model_id", sa.String(40), primary_key=True),
+    sa.Column("step", sa.BigInteger, nullable=False),
+)

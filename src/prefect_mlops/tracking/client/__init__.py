@@ -8,6 +8,7 @@ One class, `TrackingClient`, made of one part per concern:
 - ``runs.py``: runs (create, read, resume, end, settle, delete, bulk import, dataset inputs);
 - ``metrics.py``: params, tags, metrics and histograms;
 - ``artifacts.py``: artifact files and media;
+- ``models.py``: logged models (MLflow 3) and the models runs produced;
 - ``search.py``: search, count, aggregate, compare and saved searches.
 """
 
@@ -17,13 +18,16 @@ from prefect_mlops.tracking.client.artifacts import ArtifactsClient
 from prefect_mlops.tracking.client.base import DEFAULT_EXPERIMENT, close_all_clients
 from prefect_mlops.tracking.client.experiments import ExperimentsClient
 from prefect_mlops.tracking.client.metrics import MetricsClient
+from prefect_mlops.tracking.client.models import ModelsClient
 from prefect_mlops.tracking.client.runs import RunsClient
 from prefect_mlops.tracking.client.search import SearchClient, runs_to_pandas
 
 __all__ = ["DEFAULT_EXPERIMENT", "TrackingClient", "close_all_clients", "runs_to_pandas"]
 
 
-class TrackingClient(ExperimentsClient, RunsClient, MetricsClient, ArtifactsClient, SearchClient):
+class TrackingClient(
+    ExperimentsClient, RunsClient, MetricsClient, ArtifactsClient, SearchClient, ModelsClient
+):
     """Experiments, runs, params, metrics, tags and artifacts by explicit id.
 
     Metrics logged with `log_metric` are buffered and written in the background; every read

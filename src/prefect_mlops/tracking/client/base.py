@@ -162,9 +162,12 @@ class ClientBase:
         """This process owns the run: later writes skip the checks and reads never settle it."""
         self._writable.add(run_id)
 
-    def require_writable(self, run_id: str, *, tags_only: bool = False) -> None:
+    def require_writable(
+        self, run_id: str, *, tags_only: bool = False, allow_finished: bool = False
+    ) -> None:
         """Refuse unknown and deleted runs, and finished runs unless only tags change (tags
-        annotate a run at any time, as in MLflow's UI)."""
+        annotate a run at any time, as in MLflow's UI) or ``allow_finished`` (MLflow's REST
+        API lets a finished run be logged to)."""
         if run_id in self._writable:
             return
         if not isinstance(run_id, str):
@@ -175,7 +178,7 @@ class ClientBase:
                 f"Run {run_id} is deleted; restore it with restore_run() before logging to it."
             )
         if info.status.is_terminal:
-            if tags_only:
+            if tags_only or allow_finished:
                 return
             raise InvalidInput(
                 f"Run {run_id} is {info.status.value}; a finished run cannot be logged to. "

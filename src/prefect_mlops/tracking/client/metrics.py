@@ -52,10 +52,15 @@ class MetricsClient(ClientBase):
         metrics: Iterable[Metric] = (),
         params: Iterable[Param] = (),
         tags: Iterable[RunTag] = (),
+        *,
+        allow_finished: bool = False,
     ) -> None:
-        """Write metrics, params and tags at once, synchronously."""
+        """Write metrics, params and tags at once, synchronously (to a finished run too with
+        ``allow_finished``, as MLflow's REST API allows)."""
         metrics, params = list(metrics), list(params)
-        self.require_writable(run_id, tags_only=not metrics and not params)
+        self.require_writable(
+            run_id, tags_only=not metrics and not params, allow_finished=allow_finished
+        )
         now = now_ms()
         rows = [
             metric_row(

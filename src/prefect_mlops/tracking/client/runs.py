@@ -44,9 +44,11 @@ class RunsClient(ClientBase):
         *,
         prefect_flow_run_id: str | None = None,
         params: Mapping[str, Any] | None = None,
+        user_id: str | None = None,
     ) -> Run:
         """A new RUNNING run; ``params`` are logged in the same transaction. AlreadyExists
-        when ``prefect_flow_run_id`` already has a run."""
+        when ``prefect_flow_run_id`` already has a run. ``user_id`` defaults to the user of
+        this process (a server passes its caller's)."""
         experiment = self._experiments.get(experiment_id) or self.store.get_experiment(
             experiment_id
         )
@@ -70,7 +72,7 @@ class RunsClient(ClientBase):
             name,
             experiment.artifact_location,
             start_time=start_time,
-            user_id=current_user(),
+            user_id=current_user() if user_id is None else user_id,
             tags=given_tags,
             parent_run_id=parent_run_id,
             prefect_flow_run_id=prefect_flow_run_id,

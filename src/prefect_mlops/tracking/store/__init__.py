@@ -1,6 +1,8 @@
 """Persistence of the tracking domain behind one interface, picked by database URL scheme:
 
-- ``base.py``: the `TrackingStore` protocol (plain values in and out) and `MetricRow`;
+- ``base.py``: the `TrackingStore` protocol (plain values in and out), `MetricRow`, and the
+  `ExperimentEditStore`, `LoggedModelStore`, `KeyedWrites` and `ArtifactFiles` protocols
+  beside it;
 - ``sql/``: `SqlTrackingStore`, the SQLite and PostgreSQL implementation;
 - ``rest.py`` (searches in ``rest_search.py``): `RestTrackingStore`, the client side of the
   tracking server (http/https), over ``transport.py`` (requests, errors, keyed writes),
@@ -16,11 +18,24 @@ from sqlalchemy.exc import ArgumentError
 from prefect_mlops.core.db import mask_url
 from prefect_mlops.core.errors import InvalidInput
 from prefect_mlops.core.settings import Settings, get_settings
-from prefect_mlops.tracking.store.base import MetricRow, TrackingStore
+from prefect_mlops.tracking.store.base import (
+    ExperimentEditStore,
+    LoggedModelStore,
+    MetricRow,
+    TrackingStore,
+)
 from prefect_mlops.tracking.store.rest import RestTrackingStore
 from prefect_mlops.tracking.store.sql import SCHEMES, SqlTrackingStore
 
-__all__ = ["MetricRow", "RestTrackingStore", "SqlTrackingStore", "TrackingStore", "tracking_store"]
+__all__ = [
+    "ExperimentEditStore",
+    "LoggedModelStore",
+    "MetricRow",
+    "RestTrackingStore",
+    "SqlTrackingStore",
+    "TrackingStore",
+    "tracking_store",
+]
 
 
 def tracking_store(url: str, settings: Settings | None = None) -> TrackingStore:

@@ -10,17 +10,20 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, Protocol, TypeVar
+from typing import IO, Any, Protocol, TypeVar, runtime_checkable
 
 from prefect_mlops.tracking.entities import (
     DatasetInput,
     Experiment,
     FileInfo,
     Histogram,
+    LoggedModel,
+    LoggedModelStatus,
     Metric,
     MetricHistory,
     MetricRow,
     MetricSummary,
+    ModelOutput,
     Param,
     Run,
     RunInfo,
@@ -30,7 +33,14 @@ from prefect_mlops.tracking.entities import (
     ViewType,
 )
 
-__all__ = ["ArtifactFiles", "KeyedWrites", "MetricRow", "TrackingStore"]
+__all__ = [
+    "ArtifactFiles",
+    "ExperimentEditStore",
+    "KeyedWrites",
+    "LoggedModelStore",
+    "MetricRow",
+    "TrackingStore",
+]
 
 T = TypeVar("T")
 
@@ -291,4 +301,92 @@ class TrackingStore(Protocol):
 
     def delete_saved_search(self, name: str) -> bool:
         """Remove a saved search; True if it existed."""
+        ...
+
+
+@runtime_checkable
+class ExperimentEditStore(Protocol):
+    """Renaming, deleting, restoring and tagging experiments after they were created."""
+
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        """NotFound if there is no such experiment; AlreadyExists if the name is taken."""
+        ...
+
+    def set_experiment_lifecycle(self, experiment_id: str, stage: str) -> None:
+        """Mark the experiment ``"active"`` or ``"deleted"``; NotFound if missing."""
+        ...
+
+    def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
+        """Set (or replace) one tag; NotFound if there is no such experiment."""
+        ...
+
+    def delete_experiment_tag(self, experiment_id: str, key: str) -> bool:
+        """Remove one tag; True if the experiment had it."""
+        ...
+
+
+@runtime_checkable
+class LoggedModelStore(Protocol):
+    """Logged models (MLflow 3): models with their own artifact folder, tags and params, and
+    the models each run produced."""
+
+    def create_logged_model(
+        self,
+        experiment_id: str,
+        name: str,
+        artifact_root: str,
+        *,
+        source_run_id: str | None = None,
+        model_type: str = "",
+        tags: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> LoggedModel:
+        """A new PENDING model whose files go under ``artifact_root``."""
+        ...
+
+    def get_logged_model(self, model_id: str, allow_deleted: bool = False) -> LoggedModel:
+        """The model; NotFound if there is none (or it is deleted and not allowed)."""
+        ...
+
+    def set_logged_model_status(
+        self, model_id: str, status: LoggedModelStatus, message: str = ""
+    ) -> LoggedModel:
+        """Record where the model's upload stands; NotFound if missing."""
+        ...
+
+    def delete_logged_model(self, model_id: str) -> None:
+        """Mark the model deleted; NotFound if missing."""
+        ...
+
+    def search_logged_models(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str = "",
+        max_results: int = 100,
+        order_by: Sequence[tuple[str, bool]] = (),
+        page_token: str | None = None,
+    ) -> tuple[list[LoggedModel], str | None]:
+        """A page of active models matching ``filter_string`` (``attribute = 'value'``
+        comparisons joined by AND), ordered by (field, ascending) pairs, newest first by
+        default, and the next page's token; InvalidInput for a bad filter or token."""
+        ...
+
+    def set_logged_model_tags(self, model_id: str, tags: Mapping[str, str]) -> None:
+        """Set tags, replacing the values of existing keys; NotFound if missing."""
+        ...
+
+    def delete_logged_model_tag(self, model_id: str, key: str) -> bool:
+        """Remove one tag; True if the model had it."""
+        ...
+
+    def log_logged_model_params(self, model_id: str, params: Mapping[str, str]) -> None:
+        """Add params (a param logged again keeps its first value); NotFound if missing."""
+        ...
+
+    def log_model_outputs(self, run_id: str, outputs: Sequence[ModelOutput]) -> None:
+        """Record models the run produced (a model recorded again takes the new step)."""
+        ...
+
+    def get_model_outputs(self, run_id: str) -> list[ModelOutput]:
+        """The models the run produced, by step."""
         ...

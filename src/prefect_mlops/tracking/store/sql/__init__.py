@@ -5,6 +5,7 @@
 - ``runs.py``: runs, params, tags and ending a run with its final records;
 - ``metrics.py``: metric points, ``latest_metrics`` summaries and histograms;
 - ``artifacts.py``: artifact records and dataset inputs;
+- ``models.py``: logged models (MLflow 3), their tags and params, and run outputs;
 - ``search.py``: search pages, counts, aggregates, full-text words and saved searches;
 - ``bulk.py``: bulk import of finished runs;
 - ``keys.py``: idempotency keys of write requests, claimed in the write's transaction;
@@ -20,6 +21,7 @@ from prefect_mlops.tracking.store.sql.bulk import BulkMixin
 from prefect_mlops.tracking.store.sql.experiments import ExperimentsMixin
 from prefect_mlops.tracking.store.sql.keys import RequestKeysMixin
 from prefect_mlops.tracking.store.sql.metrics import MetricsMixin
+from prefect_mlops.tracking.store.sql.models import LoggedModelsMixin
 from prefect_mlops.tracking.store.sql.runs import RunsMixin
 from prefect_mlops.tracking.store.sql.search import SearchMixin
 
@@ -33,9 +35,11 @@ class SqlTrackingStore(
     ArtifactsMixin,
     SearchMixin,
     BulkMixin,
+    LoggedModelsMixin,
     RequestKeysMixin,
 ):
-    """Experiments, runs, params, tags, metrics, histograms and artifact records in SQL."""
+    """Experiments, runs, params, tags, metrics, histograms, artifact records and logged
+    models in SQL (the `TrackingStore`, `ExperimentEditStore` and `LoggedModelStore`)."""
 
 
 __all__ = ["SCHEMES", "SqlTrackingStore"]

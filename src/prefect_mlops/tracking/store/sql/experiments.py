@@ -123,3 +123,51 @@ class ExperimentsMixin(SqlStoreBase):
             return self._experiment_from_rows(conn, rows)
 
         return self._read(do)
+
+    # -- edits after creation (ExperimentEditStore) -----------------------------------------
+
+    def _touch_experiment(self, conn: Connection, experiment_id: str, **values: Any) -> None:
+        e = t.experiments
+        updated = conn.execute(
+            e.update()
+            .where(e.c.experiment_id == experiment_id)
+            .values(last_update_time=now_ms(), **values)
+        ).rowcount
+        if not updated:
+            raise NotFound(f"No experiment with id {experiment_id!r}.")
+
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        try:
+            self._write(lambda conn: self._touch_experiment(conn, experiment_id, name=new_name))
+        except IntegrityError:
+            raise AlreadyExists(
+                f"Experiment {new_name!r} already exists; choose another name."
+            ) from None
+
+    def set_experiment_lifecycle(self, experiment_id: str, stage: str) -> None:
+        self._write(lambda conn: self._touch_experiment(conn, experiment_id, lifecycle_stage=stage))
+
+    def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
+        stmt = self._insert(t.experiment_tags)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[t.experiment_tags.c.experiment_id, t.experiment_tags.c.key],
+            set_={"value": stmt.excluded.value},
+        )
+
+        def do(conn: Connection) -> None:
+            self._touch_experiment(conn, experiment_id)
+            conn.execute(stmt, [{"experiment_id": experiment_id, "key": key, "value": value}])
+
+        self._write(do)
+
+    def delete_experiment_tag(self, experiment_id: str, key: str) -> bool:
+        et = t.experiment_tags
+
+        def do(conn: Connection) -> bool:
+            self._touch_experiment(conn, experiment_id)
+            deleted = conn.execute(
+                et.delete().where(et.c.experiment_id == experiment_id, et.c.key == key)
+            ).rowcount
+            return bool(deleted)
+
+        return self._write(do)
