@@ -180,7 +180,9 @@ def client(tracking_db: str):  # type: ignore[no-untyped-def]
     return TrackingClient()
 
 
-def start_tracking_server(home: Path, env: dict[str, str] | None = None) -> tuple[Any, str]:
+def start_tracking_server(
+    home: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> tuple[Any, str]:
     """A real `prefect-mlops server start` on a free port over ``home`` (SQLite and local
     artifacts unless ``env`` says otherwise); returns (process, base URL) once it answers."""
     port = _free_port()
@@ -189,7 +191,16 @@ def start_tracking_server(home: Path, env: dict[str, str] | None = None) -> tupl
     server_env = {**os.environ, "PREFECT_MLOPS_HOME": str(home), **(env or {})}
     server_env.pop("PREFECT_MLOPS_TRACKING_URI", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "prefect_mlops.cli.main", "server", "start", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "prefect_mlops.cli.main",
+            "server",
+            "start",
+            "--port",
+            str(port),
+            *args,
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=server_env,

@@ -131,9 +131,10 @@ class Translator:
             s = latest.get(key)
             point = {"key": key, "value": value, "timestamp": s.timestamp if s else 0}
             metrics.append({**point, "step": s.step if s else 0})
-        data = _dropped(
-            {"metrics": metrics, "params": pairs(run.data.params), "tags": pairs(run.data.tags)}
-        )
+        # MLflow's UI and older clients read the run's name from this tag; runs our own API
+        # made carry the name only in the run's info, so it is added here.
+        tags = {"mlflow.runName": run.info.run_name, **run.data.tags}
+        data = _dropped({"metrics": metrics, "params": pairs(run.data.params), "tags": pairs(tags)})
         dataset_inputs = [
             _dropped(
                 {
