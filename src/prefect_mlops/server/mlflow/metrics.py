@@ -6,22 +6,25 @@ server process sees it at once."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter
 from starlette.requests import Request
+from starlette.responses import Response
 
 from prefect_mlops.core.ids import now_ms
 from prefect_mlops.server.mlflow.protos import translator
 from prefect_mlops.server.mlflow.requests import (
     endpoint,
     invalid,
+    json_number,
     page_offset,
     page_token,
     required,
 )
 from prefect_mlops.server.mlflow.runs import run_id
-from prefect_mlops.tracking.entities import Metric, Param, RunTag
+from prefect_mlops.tracking.entities import Metric, MetricHistory, Param, RunTag
 
 router = APIRouter()
 
@@ -93,13 +96,24 @@ def _point(m: Metric) -> dict[str, Any]:
     return {"key": m.key, "value": m.value, "timestamp": m.timestamp, "step": m.step}
 
 
-def get_history(request: Request, args: dict[str, Any]) -> dict[str, Any]:
+def _history_response(history: MetricHistory) -> Response:
+    """The whole history as JSON written straight from its columns: a 100,000-point history
+    would otherwise become 100,000 dicts, walked twice, before a byte is sent."""
+    key = json.dumps(history.key)
+    points = ",".join(
+        f'{{"key":{key},"value":{json_number(v)},"timestamp":{ts},"step":{step}}}'
+        for v, ts, step in zip(history.values, history.timestamps, history.steps, strict=True)
+    )
+    return Response(f'{{"metrics":[{points}]}}', media_type="application/json")
+
+
+def get_history(request: Request, args: dict[str, Any]) -> dict[str, Any] | Response:
     """All points (MLflow's default), or pages of ``max_results`` when it is given."""
     client = translator(request).client
     history = client.get_metric_history(run_id(args), required(args, "metric_key"))
     max_results = args.get("max_results")
     if max_results is None and not args.get("page_token"):
-        return {"metrics": [_point(m) for m in history]}
+        return _history_response(history)
     if max_results is not None and max_results <= 0:
         raise invalid(f"max_results must be positive, got {max_results}.")
     offset = page_offset(args.get("page_token"))

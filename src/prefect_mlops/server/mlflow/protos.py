@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,6 +46,7 @@ class Translator:
         self.client = client
         self.root = client.artifact_root.rstrip("/")
         self._default_id: str | None = None
+        self._missing_since = -1.0  # when Default was last found missing (monotonic seconds)
         self._lock = threading.Lock()
 
     # -- experiment ids ---------------------------------------------------------------------
@@ -52,6 +54,8 @@ class Translator:
     def default_id(self, create: bool) -> str | None:
         """Our id of the Default experiment (created when ``create``), cached once known."""
         if self._default_id is None:
+            if not create and time.monotonic() - self._missing_since < 1.0:
+                return None  # looked a moment ago: answering a page must not ask per run
             with self._lock:
                 if create:
                     found: Experiment | None = self.client.get_or_create_experiment(
@@ -61,6 +65,8 @@ class Translator:
                     found = self.client.get_experiment_by_name(DEFAULT_EXPERIMENT)
                 if found is not None:
                     self._default_id = found.experiment_id
+                else:
+                    self._missing_since = time.monotonic()
         return self._default_id
 
     def experiment_in(self, experiment_id: str) -> str:

@@ -159,8 +159,20 @@ def _finite(value: Any) -> Any:
 
 
 def json_response(payload: Any, status: int = 200) -> Response:
-    body = json.dumps(_finite(payload), separators=(",", ":"), allow_nan=False)
+    try:  # most answers hold no NaN or infinity: no walk over them
+        body = json.dumps(payload, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        body = json.dumps(_finite(payload), separators=(",", ":"), allow_nan=False)
     return Response(body, status_code=status, media_type="application/json")
+
+
+def json_number(value: float) -> str:
+    """A float as protobuf's JSON writes it (NaN and infinities as strings)."""
+    if value != value:
+        return '"NaN"'
+    if value in (math.inf, -math.inf):
+        return '"Infinity"' if value > 0 else '"-Infinity"'
+    return repr(value)
 
 
 def endpoint(fields: Fields, handler: Handler, *, query: bool) -> Callable[..., Awaitable[Any]]:

@@ -90,7 +90,12 @@ def search_runs(request: Request, args: dict[str, Any]) -> dict[str, Any]:
         args.get("order_by") or None,
         args.get("page_token") or None,
     )
-    answer: dict[str, Any] = {"runs": [full_run(t, r) for r in runs]}
+    ids = [r.info.run_id for r in runs]
+    details = t.client.run_details_many(ids)
+    outputs = t.client.get_model_outputs_many(ids)
+    answer: dict[str, Any] = {
+        "runs": [t.run(r, *details[r.info.run_id], outputs[r.info.run_id]) for r in runs]
+    }
     if runs.token:
         answer["next_page_token"] = runs.token
     return answer

@@ -124,3 +124,6 @@ class ModelsClient(ClientBase):
 
     def get_model_outputs(self, run_id: str) -> list[ModelOutput]:
         return self._models().get_model_outputs(run_id)
+
+    def get_model_outputs_many(self, run_ids: Sequence[str]) -> dict[str, list[ModelOutput]]:
+        return self._models().get_model_outputs_many(run_ids)

@@ -13,8 +13,16 @@ from typing import TYPE_CHECKING, Any, Literal
 from prefect_mlops.core.errors import InvalidInput, NotFound
 from prefect_mlops.core.ids import now_ms
 from prefect_mlops.tracking.client.base import ClientBase, as_view
-from prefect_mlops.tracking.entities import MetricSummary, PagedList, Run, SavedSearch, ViewType
+from prefect_mlops.tracking.entities import (
+    DatasetInput,
+    MetricSummary,
+    PagedList,
+    Run,
+    SavedSearch,
+    ViewType,
+)
 from prefect_mlops.tracking.search.compare import RunComparison, compare, compared_ids
+from prefect_mlops.tracking.store.base import BulkRunReads
 from prefect_mlops.tracking.validation import MAX_KEY_LENGTH, validate_name
 
 MAX_RESULTS = 50_000
@@ -69,6 +77,18 @@ class SearchClient(ClientBase):
             if found is not None:
                 ids.append(found.experiment_id)
         return ids
+
+    def run_details_many(
+        self, run_ids: Sequence[str]
+    ) -> dict[str, tuple[list[MetricSummary], list[DatasetInput]]]:
+        """Each run's metric summaries and dataset inputs, in a few queries where the store can
+        (a page of search results shown with details), one run at a time elsewhere."""
+        self.flush()
+        if isinstance(self.store, BulkRunReads):
+            summaries = self.store.get_metric_summaries_many(run_ids)
+            inputs = self.store.get_inputs_many(run_ids)
+            return {r: (summaries[r], inputs[r]) for r in run_ids}
+        return {r: (self.store.get_metric_summaries(r), self.store.get_inputs(r)) for r in run_ids}
 
     def _one_experiment_id(self, text: str) -> str:
         """A string passed where a list of experiment ids goes: one id that must exist, or

@@ -35,6 +35,7 @@ from prefect_mlops.tracking.entities import (
 
 __all__ = [
     "ArtifactFiles",
+    "BulkRunReads",
     "ExperimentEditStore",
     "KeyedWrites",
     "LoggedModelStore",
@@ -305,6 +306,19 @@ class TrackingStore(Protocol):
 
 
 @runtime_checkable
+class BulkRunReads(Protocol):
+    """Per-run details of many runs in a few queries (a server answering a search page)."""
+
+    def get_metric_summaries_many(self, run_ids: Sequence[str]) -> dict[str, list[MetricSummary]]:
+        """`get_metric_summaries` of each of ``run_ids`` (every id is a key)."""
+        ...
+
+    def get_inputs_many(self, run_ids: Sequence[str]) -> dict[str, list[DatasetInput]]:
+        """`get_inputs` of each of ``run_ids`` (every id is a key)."""
+        ...
+
+
+@runtime_checkable
 class ExperimentEditStore(Protocol):
     """Renaming, deleting, restoring and tagging experiments after they were created."""
 
@@ -389,4 +403,8 @@ class LoggedModelStore(Protocol):
 
     def get_model_outputs(self, run_id: str) -> list[ModelOutput]:
         """The models the run produced, by step."""
+        ...
+
+    def get_model_outputs_many(self, run_ids: Sequence[str]) -> dict[str, list[ModelOutput]]:
+        """`get_model_outputs` of each of ``run_ids`` (every id is a key)."""
         ...

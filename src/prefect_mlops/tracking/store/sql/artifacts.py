@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from prefect_mlops.core.ids import now_ms
 from prefect_mlops.core.storage import ArtifactLocation
 from prefect_mlops.tracking import tables as t
 from prefect_mlops.tracking.entities import DatasetInput, FileInfo, RunInfo
-from prefect_mlops.tracking.store.sql.engine import SqlStoreBase
+from prefect_mlops.tracking.store.sql.engine import SqlStoreBase, chunks
 
 
 class ArtifactsMixin(SqlStoreBase):
@@ -71,12 +72,21 @@ class ArtifactsMixin(SqlStoreBase):
         self._write(lambda conn: conn.execute(stmt, rows))
 
     def get_inputs(self, run_id: str) -> list[DatasetInput]:
+        return self.get_inputs_many([run_id])[run_id]
+
+    def get_inputs_many(self, run_ids: Sequence[str]) -> dict[str, list[DatasetInput]]:
         d = t.run_datasets
-        rows = self._read(
-            lambda conn: conn.execute(
-                sa.select(d.c.name, d.c.digest, d.c.context)
-                .where(d.c.run_id == run_id)
-                .order_by(d.c.name)
-            ).all()
-        )
-        return [DatasetInput(r[0], r[1], r[2]) for r in rows]
+        found: dict[str, list[DatasetInput]] = {run_id: [] for run_id in run_ids}
+
+        def do(conn: Connection) -> None:
+            for chunk in chunks(list(found)):
+                query = (
+                    sa.select(d.c.run_id, d.c.name, d.c.digest, d.c.context)
+                    .where(d.c.run_id.in_(chunk))
+                    .order_by(d.c.run_id, d.c.name)
+                )
+                for run_id, name, digest, context in conn.execute(query):
+                    found[run_id].append(DatasetInput(name, digest, context))
+
+        self._read(do)
+        return found

@@ -23,7 +23,7 @@ from prefect_mlops.tracking.entities import (
     MetricRow,
     MetricSummary,
 )
-from prefect_mlops.tracking.store.sql.engine import NAN, SqlStoreBase, from_db
+from prefect_mlops.tracking.store.sql.engine import NAN, SqlStoreBase, chunks, from_db
 
 
 def summarise(rows: Sequence[MetricRow]) -> list[dict[str, Any]]:
@@ -118,24 +118,30 @@ class MetricsMixin(SqlStoreBase):
         return out
 
     def get_metric_summaries(self, run_id: str) -> list[MetricSummary]:
+        return self.get_metric_summaries_many([run_id])[run_id]
+
+    def get_metric_summaries_many(self, run_ids: Sequence[str]) -> dict[str, list[MetricSummary]]:
         lm = t.latest_metrics
-        rows = self._read(
-            lambda conn: conn.execute(
-                sa.select(lm).where(lm.c.run_id == run_id).order_by(lm.c.key)
-            ).all()
-        )
-        return [
-            MetricSummary(
-                key=r.key,
-                last=from_db(r.value),
-                step=r.step,
-                timestamp=r.timestamp,
-                min=from_db(r.min_value),
-                max=from_db(r.max_value),
-                count=r._mapping["count"],
-            )
-            for r in rows
-        ]
+        found: dict[str, list[MetricSummary]] = {run_id: [] for run_id in run_ids}
+
+        def do(conn: Connection) -> None:
+            for chunk in chunks(list(found)):
+                query = sa.select(lm).where(lm.c.run_id.in_(chunk)).order_by(lm.c.run_id, lm.c.key)
+                for r in conn.execute(query):
+                    found[r.run_id].append(
+                        MetricSummary(
+                            key=r.key,
+                            last=from_db(r.value),
+                            step=r.step,
+                            timestamp=r.timestamp,
+                            min=from_db(r.min_value),
+                            max=from_db(r.max_value),
+                            count=r._mapping["count"],
+                        )
+                    )
+
+        self._read(do)
+        return found
 
     # -- histograms -------------------------------------------------------------------------
 

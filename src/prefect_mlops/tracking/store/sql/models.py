@@ -299,7 +299,21 @@ class LoggedModelsMixin(SqlStoreBase):
         self._write(lambda conn: conn.execute(stmt, rows))
 
     def get_model_outputs(self, run_id: str) -> list[ModelOutput]:
+        return self.get_model_outputs_many([run_id])[run_id]
+
+    def get_model_outputs_many(self, run_ids: Sequence[str]) -> dict[str, list[ModelOutput]]:
         o = t.run_model_outputs
-        query = sa.select(o.c.model_id, o.c.step).where(o.c.run_id == run_id)
-        rows = self._read(lambda conn: conn.execute(query.order_by(o.c.step, o.c.model_id)).all())
-        return [ModelOutput(r[0], r[1]) for r in rows]
+        found: dict[str, list[ModelOutput]] = {run_id: [] for run_id in run_ids}
+
+        def do(conn: Connection) -> None:
+            for chunk in chunks(list(found)):
+                query = (
+                    sa.select(o.c.run_id, o.c.model_id, o.c.step)
+                    .where(o.c.run_id.in_(chunk))
+                    .order_by(o.c.run_id, o.c.step, o.c.model_id)
+                )
+                for run_id, model_id, step in conn.execute(query):
+                    found[run_id].append(ModelOutput(model_id, step))
+
+        self._read(do)
+        return found
