@@ -98,3 +98,45 @@ def test_two_servers_on_one_postgres_serve_the_same_data(tmp_path: Path) -> None
     finally:
         for proc, _ in servers:
             stop_tracking_server(proc)
+
+
+def test_server_info_describes_the_local_store_or_the_server(
+    tracking_server: str, mlops_home: Path
+) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from mlflow import MlflowClient
+
+    remote = MlflowClient(tracking_uri=tracking_server)
+    experiment = remote.create_experiment("counted")
+    for _ in range(3):
+        remote.create_run(experiment)
+
+    def info(**env: str) -> dict[str, object]:
+        done = subprocess.run(
+            [sys.executable, "-m", "prefect_mlops.cli.main", "server", "info", "--json"],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return dict(json.loads(done.stdout))
+
+    local = info()
+    assert local["runs"] == 0 and str(local["store"]).startswith("sqlite:///")
+    served = info(PREFECT_MLOPS_TRACKING_URI=tracking_server)
+    assert served["store"] == tracking_server and served["runs"] == 3
+    assert served["version"] == "0.1.0" and served["experiments"] == 1
+
+
+def test_server_info_tells_the_stock_client_what_is_supported(tracking_server: str) -> None:
+    from mlflow.utils.rest_utils import MlflowHostCreds
+    from mlflow.utils.server_info import fetch_server_info
+
+    answer = fetch_server_info(MlflowHostCreds(tracking_server))
+    assert answer.status_code == 200
+    assert answer.data["store_type"] == "SqlStore"
+    assert answer.data["multipart_uploads_enabled"] is False  # uploads stream in one request

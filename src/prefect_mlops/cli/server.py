@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+import urllib.request
 from typing import Annotated
 
 import typer
 
 from prefect_mlops import __version__
-from prefect_mlops.cli.output import console, print_json
+from prefect_mlops.cli.output import console, fail, print_json
 from prefect_mlops.core.db import mask_url
 from prefect_mlops.core.settings import get_settings
 from prefect_mlops.server.run import serve
@@ -52,17 +53,27 @@ def server_start(
     serve(host=host, port=port, workers=workers)
 
 
+def _server_version(url: str) -> str:
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/version", timeout=10) as answer:
+            return str(answer.read().decode())
+    except OSError as exc:
+        fail(f"The tracking server at {url} does not answer ({exc}); is it running?")
+
+
 @server_app.command("info")
 def server_info(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Version, store, artifact root and how many experiments and runs it holds."""
+    """Version, store, artifact root and how many experiments and runs it holds: of the
+    tracking server at PREFECT_MLOPS_TRACKING_URI when it is set, else of the local store."""
     settings = get_settings()
     client = TrackingClient(settings=settings)
+    remote = client.tracking_uri
     info = {
-        "version": __version__,
-        "store": mask_url(client.database_url),
-        "artifact_root": client.artifact_root,
+        "version": _server_version(remote) if remote else __version__,
+        "store": remote or mask_url(client.database_url),
+        "artifact_root": "(the server's)" if remote else client.artifact_root,
         "experiments": len(client.search_experiments(view_type=ViewType.ALL, max_results=50_000)),
         "runs": client.count_runs(run_view_type=ViewType.ALL),
     }

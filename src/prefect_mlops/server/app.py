@@ -122,7 +122,7 @@ def create_app(settings: Settings | None = None, client: TrackingClient | None =
     async def version() -> PlainTextResponse:
         return PlainTextResponse(__version__)
 
-    app.include_router(mlflow.router)
+    mlflow.mount(app)
     app.include_router(native.router)
     limit = int(settings.server_max_request_mb * 1024 * 1024)
     app.add_middleware(BodyLimit, limit=limit, exempt=_is_artifact_upload)
