@@ -253,19 +253,22 @@ def concurrent_batches(url: str, writers: int, batches: int) -> float:
     return writers * batches * 1000 / elapsed
 
 
-def history_ms(url: str, run_id: str, points: int, reads: int) -> tuple[float, float]:
-    """(raw HTTP: request, answer received and JSON parsed; the stock client's
-    `get_metric_history`, which also builds an MLflow `Metric` per point), median ms."""
+def history_ms(url: str, run_id: str, points: int, reads: int) -> tuple[float, float, float]:
+    """(raw HTTP: request until the whole answer is received; the same with its JSON
+    parsed; the stock client's `get_metric_history`, which also builds an MLflow `Metric` per
+    point), median ms."""
     from mlflow import MlflowClient
 
     conn = http.client.HTTPConnection(url.removeprefix("http://"), timeout=120)
     path = f"/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key={HISTORY_KEY}"
-    raw = []
+    raw, parsed = [], []
     for _ in range(reads):
         t0 = time.perf_counter()
         conn.request("GET", path)
-        answer = json.loads(conn.getresponse().read())
+        body = conn.getresponse().read()
         raw.append((time.perf_counter() - t0) * 1000)
+        answer = json.loads(body)
+        parsed.append((time.perf_counter() - t0) * 1000)
         assert len(answer["metrics"]) == points, len(answer["metrics"])
     conn.close()
     client = MlflowClient(tracking_uri=url)
@@ -275,7 +278,7 @@ def history_ms(url: str, run_id: str, points: int, reads: int) -> tuple[float, f
         history = client.get_metric_history(run_id, HISTORY_KEY)
         stock.append((time.perf_counter() - t0) * 1000)
         assert len(history) == points, len(history)
-    return statistics.median(raw), statistics.median(stock)
+    return statistics.median(raw), statistics.median(parsed), statistics.median(stock)
 
 
 def search_ms(url: str, experiment_id: str, reads: int) -> tuple[float, float, list[str]]:
@@ -325,7 +328,9 @@ def measure(kind: str, size: dict[str, int], work: Path) -> dict[str, Any]:
         latency = log_metric_latency(url, requests)
         client_rate = stock_client_loop(url, calls)
         batch_rate = concurrent_batches(url, size["writers"], size["batches"])
-        history, history_stock = history_ms(url, history_run, size["history"], size["reads"])
+        history, history_parsed, history_stock = history_ms(
+            url, history_run, size["history"], size["reads"]
+        )
         search, search_stock, names = search_ms(url, experiment_id, size["reads"])
         rss = server_rss_mb(proc)
     finally:
@@ -333,6 +338,7 @@ def measure(kind: str, size: dict[str, int], work: Path) -> dict[str, Any]:
     return {
         "start_s": start_s, **latency, "client_calls_per_s": client_rate,
         "batch_metrics_per_s": batch_rate, "history_ms": history,
+        "history_parsed_ms": history_parsed,
         "history_stock_ms": history_stock, "search_ms": search, "search_stock_ms": search_stock,
         "search_top": names, "rss_mb": rss,
     }  # fmt: skip
@@ -361,6 +367,9 @@ def table(ours: dict[str, Any], peer: dict[str, Any], size: dict[str, int]) -> l
         [f"get-history, {size['history']:,} points, over HTTP", f"{ours['history_ms']:,.0f} ms",
          f"{peer['history_ms']:,.0f} ms", ratio(peer["history_ms"], ours["history_ms"]),
          "≤ 200 ms", _met(ours["history_ms"] <= 200)],
+        ["the same, and its JSON parsed by the caller", f"{ours['history_parsed_ms']:,.0f} ms",
+         f"{peer['history_parsed_ms']:,.0f} ms",
+         ratio(peer["history_parsed_ms"], ours["history_parsed_ms"]), "", ""],
         ["the same through the stock client (its parsing included)",
          f"{ours['history_stock_ms']:,.0f} ms", f"{peer['history_stock_ms']:,.0f} ms",
          ratio(peer["history_stock_ms"], ours["history_stock_ms"]), "", ""],
