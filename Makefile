@@ -40,6 +40,7 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/bench_telemetry.py
 	$(BIN)/python bench/bench_autolog.py
 	$(BIN)/python bench/bench_server.py
+	$(BIN)/python bench/bench_outage.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
