@@ -140,3 +140,49 @@ def test_server_info_tells_the_stock_client_what_is_supported(tracking_server: s
     assert answer.status_code == 200
     assert answer.data["store_type"] == "SqlStore"
     assert answer.data["multipart_uploads_enabled"] is False  # uploads stream in one request
+
+
+def test_deleting_an_experiment_deletes_its_runs_and_restoring_restores_them(
+    tracking_server: str,
+) -> None:
+    from mlflow import MlflowClient
+    from mlflow.entities import ViewType
+
+    client = MlflowClient(tracking_uri=tracking_server)
+    experiment = client.create_experiment("doomed")
+    ids = {client.create_run(experiment).info.run_id for _ in range(3)}
+    client.delete_experiment(experiment)
+    found = client.search_runs([experiment], run_view_type=ViewType.ALL)
+    assert {r.info.run_id for r in found} == ids
+    assert {r.info.lifecycle_stage for r in found} == {"deleted"}  # as MLflow's store does
+    assert client.search_runs([experiment]) == []
+    client.restore_experiment(experiment)
+    assert {r.info.run_id for r in client.search_runs([experiment])} == ids
+
+
+def test_deleting_through_the_proxy_forgets_the_files_records(
+    tracking_server: str, tmp_path: Path
+) -> None:
+    import httpx
+    from mlflow import MlflowClient
+
+    from prefect_mlops import TrackingClient
+
+    mlflow_client = MlflowClient(tracking_uri=tracking_server)
+    run = mlflow_client.create_run(mlflow_client.create_experiment("proxied"))
+    for name in ("a.txt", "b.txt"):
+        (tmp_path / name).write_text(name)
+        mlflow_client.log_artifact(run.info.run_id, str(tmp_path / name), "notes")
+    ours = TrackingClient(
+        database_url=f"sqlite:///{tmp_path / 'server-home' / 'mlops.db'}",
+        artifact_storage=str(tmp_path / "server-home" / "artifacts"),
+    )
+    listed = [f.path for f in ours.list_artifact_files(run.info.run_id)]
+    assert listed == ["notes/a.txt", "notes/b.txt"]
+    rel = run.info.artifact_uri.removeprefix("mlflow-artifacts:/")
+    answer = httpx.delete(f"{tracking_server}/api/2.0/mlflow-artifacts/artifacts/{rel}/notes/a.txt")
+    assert answer.status_code == 200
+    assert [f.path for f in ours.list_artifact_files(run.info.run_id)] == ["notes/b.txt"]
+    assert [f.path for f in mlflow_client.list_artifacts(run.info.run_id, "notes")] == [
+        "notes/b.txt"
+    ]

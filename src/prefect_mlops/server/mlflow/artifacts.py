@@ -33,6 +33,7 @@ from prefect_mlops.server.mlflow.requests import from_query, invalid, json_respo
 router = APIRouter()
 
 _RUN_FILE = re.compile(r"^(?P<folder>[^/]+/(?P<run_id>[0-9a-f]{32})/artifacts)/(?P<rest>.+)$")
+_RUN_PATH = re.compile(r"^(?P<folder>[^/]+/(?P<run_id>[0-9a-f]{32})/artifacts)(?:/(?P<rest>.+))?$")
 
 
 def safe_relative(raw: str) -> str:
@@ -139,6 +140,20 @@ class ArtifactRoot:
         else:
             raise NotFound(f"No artifact at {rel!r}.")
 
+    def forget(self, rel: str) -> None:
+        """After a delete inside a run's artifact folder, drop the store's records of the
+        deleted files too, so our API stops listing them."""
+        match = _RUN_PATH.match(rel)
+        forget = getattr(self.t.client.store, "delete_artifact_records", None)
+        if match is None or forget is None:
+            return
+        try:
+            info = self.t.client.get_run_info(match["run_id"])
+        except NotFound:
+            return
+        if info.artifact_uri == f"{self.uri}/{match['folder']}":
+            forget(info.run_id, match["rest"] or "")
+
     def record(self, rel: str, size: int, digest: str) -> None:
         """Record a file uploaded into a run's artifact folder in the store."""
         match = _RUN_FILE.match(rel)
@@ -219,6 +234,7 @@ async def list_artifacts(request: Request) -> Response:
 async def delete(request: Request) -> Response:
     root, rel = _root(request), safe_relative(request.path_params["path"])
     await run_in_threadpool(root.delete, rel)
+    await run_in_threadpool(root.forget, rel)
     return json_response({})
 
 

@@ -30,6 +30,15 @@ class ArtifactsMixin(SqlStoreBase):
         }
         self._write(lambda conn: conn.execute(stmt, [row]))
 
+    def delete_artifact_records(self, run_id: str, path: str = "") -> int:
+        """Forget the records of the run's artifact files at or under ``path`` (the files
+        themselves were removed from storage); returns how many."""
+        a = t.artifacts
+        where = [a.c.run_id == run_id]
+        if path:
+            where.append(sa.or_(a.c.path == path, a.c.path.startswith(f"{path}/", autoescape=True)))
+        return int(self._write(lambda conn: conn.execute(a.delete().where(*where)).rowcount))
+
     def list_artifacts(self, run_id: str, path: str = "") -> list[FileInfo]:
         """Direct children of ``path``: files with size and sha256, and sub-folders."""
         a = t.artifacts

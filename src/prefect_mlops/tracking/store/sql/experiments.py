@@ -145,7 +145,18 @@ class ExperimentsMixin(SqlStoreBase):
             ) from None
 
     def set_experiment_lifecycle(self, experiment_id: str, stage: str) -> None:
-        self._write(lambda conn: self._touch_experiment(conn, experiment_id, lifecycle_stage=stage))
+        """Delete or restore an experiment and, as MLflow's store does, all of its runs with it
+        (in one transaction)."""
+        runs = t.runs.update().where(t.runs.c.experiment_id == experiment_id)
+        runs = runs.values(
+            lifecycle_stage=stage, deleted_time=now_ms() if stage == "deleted" else None
+        )
+
+        def do(conn: Connection) -> None:
+            self._touch_experiment(conn, experiment_id, lifecycle_stage=stage)
+            conn.execute(runs)
+
+        self._write(do)
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
         stmt = self._insert(t.experiment_tags)
