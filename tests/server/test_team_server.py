@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import (
     POSTGRES_URL,
+    _free_port,
     _truncate_postgres,
     start_tracking_server,
     stop_tracking_server,
@@ -186,3 +187,46 @@ def test_deleting_through_the_proxy_forgets_the_files_records(
     assert [f.path for f in mlflow_client.list_artifacts(run.info.run_id, "notes")] == [
         "notes/b.txt"
     ]
+
+
+def test_artifacts_go_straight_to_s3_when_the_client_is_told_to(
+    s3_server: str, tmp_path: Path, mlops_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With PREFECT_MLOPS_ARTIFACTS_DIRECT the client writes to the bucket the server's run
+    points at, with its own credentials; the server only records the file. Here the server
+    cannot reach S3 at all (a dead endpoint), so any byte through it would fail."""
+    import boto3
+
+    from prefect_mlops import TrackingClient
+    from prefect_mlops.core.settings import reset_settings
+    from prefect_mlops.core.storage import clear_backend_cache
+    from prefect_mlops.tracking.client import close_all_clients
+
+    home = tmp_path / "home"
+    home.mkdir()
+    dead = f"http://127.0.0.1:{_free_port()}"
+    proc, url = start_tracking_server(
+        home, {"PREFECT_MLOPS_ARTIFACT_STORAGE": "s3://mlops/direct", "AWS_ENDPOINT_URL": dead}
+    )
+    monkeypatch.setenv("PREFECT_MLOPS_TRACKING_URI", url)
+    monkeypatch.setenv("PREFECT_MLOPS_ARTIFACTS_DIRECT", "true")
+    reset_settings()
+    close_all_clients()
+    clear_backend_cache()
+    try:
+        client = TrackingClient()
+        run = client.create_run(client.create_experiment("direct"))
+        assert run.info.artifact_uri.startswith("s3://mlops/direct/")
+        data = os.urandom(2 * 1024 * 1024 + 3)
+        (tmp_path / "weights.bin").write_bytes(data)
+        client.log_artifact(run.info.run_id, tmp_path / "weights.bin", "model")
+        key = run.info.artifact_uri.removeprefix("s3://mlops/") + "/model/weights.bin"
+        assert boto3.client("s3").get_object(Bucket="mlops", Key=key)["Body"].read() == data
+        (recorded,) = client.list_artifact_files(run.info.run_id)  # recorded by the server
+        assert (recorded.path, recorded.file_size) == ("model/weights.bin", len(data))
+        down = client.download_artifacts(run.info.run_id, "model", tmp_path / "down")
+        assert (down / "weights.bin").read_bytes() == data
+    finally:
+        close_all_clients()
+        reset_settings()
+        stop_tracking_server(proc)

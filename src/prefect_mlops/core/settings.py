@@ -63,6 +63,14 @@ class Settings(BaseSettings):
             "`prefect-mlops sync` sends it later."
         ),
     )
+    artifacts_direct: bool = Field(
+        default=False,
+        description=(
+            "With a tracking server whose artifact storage is a cloud URL (`s3://...`), read "
+            "and write artifact files there directly, with this machine's credentials, "
+            "instead of through the server (the server still records them)."
+        ),
+    )
     spool_max_mb: float = Field(
         default=1024.0,
         gt=0,

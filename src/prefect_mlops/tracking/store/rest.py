@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from prefect_mlops.core.ids import new_id, now_ms
 from prefect_mlops.core.settings import Settings
+from prefect_mlops.core.storage import ArtifactLocation
 from prefect_mlops.tracking.entities import (
     DatasetInput,
     Experiment,
@@ -38,6 +39,7 @@ from prefect_mlops.tracking.entities import (
     ViewType,
 )
 from prefect_mlops.tracking.store import wire
+from prefect_mlops.tracking.store.base import ArtifactFiles
 from prefect_mlops.tracking.store.http_artifacts import HttpArtifactFiles
 from prefect_mlops.tracking.store.rest_search import RestSearch
 from prefect_mlops.tracking.store.spool import SyncReport, Unreachable
@@ -51,6 +53,7 @@ class RestTrackingStore(RestSearch):
 
     def __init__(self, url: str, settings: Settings) -> None:
         self.url = url.rstrip("/")
+        self.direct_artifacts = settings.artifacts_direct
         self.transport = Transport(self.url, settings)
         self.spool = self.transport.spool
         self._runs: dict[str, RunInfo] = {}  # made or seen here: answers reads offline
@@ -323,7 +326,12 @@ class RestTrackingStore(RestSearch):
 
     # -- artifacts and dataset inputs -------------------------------------------------------
 
-    def artifact_location(self, info: RunInfo) -> HttpArtifactFiles:
+    def artifact_location(self, info: RunInfo) -> ArtifactFiles:
+        """The run's files through the server; or, with ``artifacts_direct`` and a run stored
+        at a cloud URL the server gave, straight there (the client records each file)."""
+        scheme = info.artifact_uri.partition("://")[0] if "://" in info.artifact_uri else ""
+        if self.direct_artifacts and scheme not in ("", "file", "block"):
+            return ArtifactLocation(info.artifact_uri)
         return HttpArtifactFiles(self.transport, info.run_id)
 
     def record_artifact(self, run_id: str, path: str, size: int, sha256: str) -> None:
