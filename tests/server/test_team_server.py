@@ -140,7 +140,8 @@ def test_server_info_tells_the_stock_client_what_is_supported(tracking_server: s
     answer = fetch_server_info(MlflowHostCreds(tracking_server))
     assert answer.status_code == 200
     assert answer.data["store_type"] == "SqlStore"
-    assert answer.data["multipart_uploads_enabled"] is False  # uploads stream in one request
+    assert answer.data["multipart_uploads_enabled"] is True  # parts through the proxy
+    assert answer.data["multipart_downloads_enabled"] is False
 
 
 def test_deleting_an_experiment_deletes_its_runs_and_restoring_restores_them(

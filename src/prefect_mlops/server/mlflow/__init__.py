@@ -5,6 +5,7 @@ client calls it), answered from our store: the stock ``mlflow`` client works unc
 - ``protos.py``: our entities as MLflow's JSON, MLflow's ids and artifact URIs as ours;
 - ``experiments.py``, ``runs.py``, ``metrics.py``, ``models.py``: the routes by resource;
 - ``artifacts.py``: the artifacts proxy (``/api/2.0/mlflow-artifacts``);
+- ``multipart.py``: its multipart uploads (parts in parallel, joined in order);
 - ``server_info.py``: MLflow 3's ``server-info`` (what the server supports).
 """
 
@@ -19,6 +20,7 @@ from prefect_mlops.server.mlflow import (
     experiments,
     metrics,
     models,
+    multipart,
     runs,
     server_info,
 )
@@ -47,7 +49,7 @@ def mount(app: Starlette) -> None:
     api3 = _routes(
         experiments.router, runs.router, metrics.router, models.router, server_info.router
     )
-    proxy = _routes(artifacts.router)
+    proxy = _routes(multipart.router, artifacts.router)
     for prefix in API_PREFIXES:
         app.mount(prefix, api3 if "/3.0/" in prefix else api)
     for prefix in ARTIFACT_PREFIXES:

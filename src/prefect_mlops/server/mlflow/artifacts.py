@@ -100,8 +100,8 @@ class ArtifactRoot:
             entries = []
             with os.scandir(folder) as it:
                 for entry in it:
-                    if entry.name.startswith(".upload-"):
-                        continue  # an upload in progress
+                    if entry.name.startswith((".upload-", ".mpu")):
+                        continue  # an upload in progress, or parts of a multipart one
                     is_dir = entry.is_dir()
                     size = {} if is_dir else {"file_size": entry.stat().st_size}
                     entries.append({"path": entry.name, "is_dir": is_dir, **size})
@@ -168,7 +168,7 @@ class ArtifactRoot:
             client.store.record_artifact(info.run_id, match["rest"], size, digest)
 
 
-class _BodyReader(io.RawIOBase):
+class BodyReader(io.RawIOBase):
     """A blocking reader over a request body streamed by the event loop (used from a worker
     thread, so a large upload never sits in memory whole)."""
 
@@ -196,16 +196,16 @@ class _BodyReader(io.RawIOBase):
         return out
 
 
-def _root(request: Request) -> ArtifactRoot:
+def root_of(request: Request) -> ArtifactRoot:
     return ArtifactRoot(translator(request))
 
 
 async def upload(request: Request) -> Response:
-    root, rel = _root(request), safe_relative(request.path_params["path"])
+    root, rel = root_of(request), safe_relative(request.path_params["path"])
     root.check(rel)
 
     def store() -> None:
-        size, digest = root.write(rel, _BodyReader(request))  # type: ignore[arg-type]
+        size, digest = root.write(rel, BodyReader(request))  # type: ignore[arg-type]
         root.record(rel, size, digest)
 
     await run_in_threadpool(store)
@@ -213,7 +213,7 @@ async def upload(request: Request) -> Response:
 
 
 async def download(request: Request) -> Response:
-    root, rel = _root(request), safe_relative(request.path_params["path"])
+    root, rel = root_of(request), safe_relative(request.path_params["path"])
     handle = await run_in_threadpool(root.open, rel)
 
     def chunks() -> Iterator[bytes]:
@@ -226,13 +226,13 @@ async def download(request: Request) -> Response:
 
 async def list_artifacts(request: Request) -> Response:
     args = from_query(request, {"path": str})
-    root, rel = _root(request), safe_relative(args.get("path", ""))
+    root, rel = root_of(request), safe_relative(args.get("path", ""))
     files = await run_in_threadpool(root.list, rel)
     return json_response({"files": files} if files else {})
 
 
 async def delete(request: Request) -> Response:
-    root, rel = _root(request), safe_relative(request.path_params["path"])
+    root, rel = root_of(request), safe_relative(request.path_params["path"])
     await run_in_threadpool(root.delete, rel)
     await run_in_threadpool(root.forget, rel)
     return json_response({})
