@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -24,14 +26,12 @@ from prefect_mlops.tracking.store.base import (
     MetricRow,
     TrackingStore,
 )
-from prefect_mlops.tracking.store.rest import RestTrackingStore
 from prefect_mlops.tracking.store.sql import SCHEMES, SqlTrackingStore
 
 __all__ = [
     "ExperimentEditStore",
     "LoggedModelStore",
     "MetricRow",
-    "RestTrackingStore",
     "SqlTrackingStore",
     "TrackingStore",
     "tracking_store",
@@ -42,6 +42,8 @@ def tracking_store(url: str, settings: Settings | None = None) -> TrackingStore:
     """The store for ``url``: a tracking server's http(s) URL gets `RestTrackingStore`,
     SQLite and PostgreSQL URLs get `SqlTrackingStore`."""
     if url.startswith(("http://", "https://")):
+        from prefect_mlops.tracking.store.rest import RestTrackingStore  # httpx: ~80 ms
+
         return RestTrackingStore(url, settings or get_settings())
     try:
         scheme = make_url(url).get_backend_name()
@@ -52,3 +54,12 @@ def tracking_store(url: str, settings: Settings | None = None) -> TrackingStore:
     raise InvalidInput(
         f"Database URL {mask_url(url)} uses backend {scheme!r}; supported: {', '.join(SCHEMES)}."
     )
+
+
+def __getattr__(name: str) -> Any:
+    """`RestTrackingStore`, imported on first use: only remote clients pay for httpx."""
+    if name == "RestTrackingStore":
+        from prefect_mlops.tracking.store.rest import RestTrackingStore
+
+        return RestTrackingStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
