@@ -71,3 +71,16 @@ def test_run_summary_keeps_system_metrics_apart_and_shows_the_location_as_text(
     assert "system/cpu_percent" in system
     assert f"- **artifacts**: `{run.info.artifact_uri}`" in text
     assert f"]({run.info.artifact_uri})" not in text  # no link to a path of another machine
+
+
+def test_a_long_lived_client_forgets_old_runs_instead_of_growing(
+    tracking_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = mlops.TrackingClient()
+    monkeypatch.setattr(type(client._writable), "limit", 3)
+    experiment = client.create_experiment("many")
+    runs = [client.create_run(experiment).info.run_id for _ in range(5)]
+    assert len(client._writable) <= 3 and runs[-1] in client._writable
+    client.log_metric(runs[0], "m", 1.0)  # a forgotten run is checked again, and still works
+    client.flush()
+    assert client.get_run(runs[0]).data.metrics == {"m": 1.0}

@@ -72,12 +72,26 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+ARTIFACT_UPLOADS = (
+    "/api/2.0/mlflow-artifacts/",
+    "/ajax-api/2.0/mlflow-artifacts/",
+    "/api/mlops/v1/artifacts/",
+)
+
+
 def _is_artifact_upload(path: str) -> bool:
-    return "/mlflow-artifacts/" in path or path.startswith("/api/mlops/v1/artifacts")
+    """Artifact uploads stream to storage and may be any size; every other body is bounded."""
+    return path.startswith(ARTIFACT_UPLOADS)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(f"Malformed request: {exc}", BAD_REQUEST, 400)
+
+
+async def _not_allowed(request: Request, exc: Exception) -> Response:
+    return error_response(
+        f"{request.method} is not allowed on {request.url.path}.", BAD_REQUEST, 405
+    )
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -108,8 +122,10 @@ def create_app(settings: Settings | None = None, client: TrackingClient | None =
     handlers: dict[Any, Callable[[Request, Any], Awaitable[Response]]] = {
         MlopsError: handle_error,
         ApiError: handle_error,
+        OverflowError: handle_error,
         RequestValidationError: _validation_error,
         404: _not_found,
+        405: _not_allowed,
     }
     for key, handler in handlers.items():
         app.add_exception_handler(key, handler)

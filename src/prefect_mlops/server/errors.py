@@ -66,7 +66,7 @@ def classify(exc: BaseException) -> tuple[str, int]:
         return RESOURCE_DOES_NOT_EXIST, 404
     if isinstance(exc, AlreadyExists):
         return RESOURCE_ALREADY_EXISTS, 400
-    if isinstance(exc, (InvalidInput, Conflict)):
+    if isinstance(exc, (InvalidInput, Conflict, OverflowError)):  # an int past 64 bits
         return INVALID_PARAMETER_VALUE, 400
     if isinstance(exc, DatabaseUnavailable):
         return TEMPORARILY_UNAVAILABLE, 503

@@ -70,12 +70,22 @@ def metric_value(key: str, value: object) -> float:
     )
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
 def metric_step(key: str, step: object) -> int:
-    if type(step) is int:
+    if type(step) is int and INT64_MIN <= step <= INT64_MAX:
         return step
     if isinstance(step, bool) or not hasattr(step, "__index__"):
         raise InvalidInput(f"Metric {key!r} got step {step!r}; steps must be integers.")
-    return operator.index(step)
+    return int64(f"Metric {key!r} step", operator.index(step))
+
+
+def int64(what: str, number: int) -> int:
+    """``number`` if it fits the 64-bit integer columns it is stored in."""
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise InvalidInput(f"{what} {number} does not fit in 64 bits (-2**63 .. 2**63-1).")
+    return number
 
 
 def stringify(value: object) -> str:

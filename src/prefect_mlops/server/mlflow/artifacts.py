@@ -16,7 +16,6 @@ import re
 import shutil
 from collections.abc import Iterator
 from typing import IO, Any
-from urllib.parse import unquote
 
 import anyio.from_thread
 from fastapi import APIRouter
@@ -29,25 +28,12 @@ from prefect_mlops.core.storage import CHUNK, ArtifactLocation
 from prefect_mlops.server.errors import PERMISSION_DENIED, ApiError
 from prefect_mlops.server.mlflow.protos import Translator, translator
 from prefect_mlops.server.mlflow.requests import from_query, invalid, json_response
+from prefect_mlops.server.paths import safe_relative
 
 router = APIRouter()
 
 _RUN_FILE = re.compile(r"^(?P<folder>[^/]+/(?P<run_id>[0-9a-f]{32})/artifacts)/(?P<rest>.+)$")
 _RUN_PATH = re.compile(r"^(?P<folder>[^/]+/(?P<run_id>[0-9a-f]{32})/artifacts)(?:/(?P<rest>.+))?$")
-
-
-def safe_relative(raw: str) -> str:
-    """``raw`` as a path under the artifact root, or a 400 saying why it is not one."""
-    path = raw.strip()
-    decoded = unquote(path)
-    if "\\" in decoded or "\x00" in decoded:
-        raise invalid(f"Artifact path {raw!r} may not contain backslashes or NUL bytes.")
-    if decoded.startswith("/") or re.match(r"^[A-Za-z]:", decoded) or "://" in decoded:
-        raise invalid(f"Artifact path {raw!r} must be relative to the artifact root.")
-    parts = [p for p in decoded.split("/") if p]
-    if any(p in (".", "..") for p in parts) or (decoded != path and ".." in decoded):
-        raise invalid(f"Artifact path {raw!r} may not contain '.' or '..' segments.")
-    return "/".join(parts)
 
 
 class ArtifactRoot:

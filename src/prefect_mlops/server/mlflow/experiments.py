@@ -18,11 +18,12 @@ from prefect_mlops.server.mlflow.requests import (
     page_token,
     required,
 )
+from prefect_mlops.server.paths import location_under_root
 
 router = APIRouter()
 
 TAG = {"key": str, "value": str}
-VIEW = Choice(*VIEW_TYPES)
+VIEW = Choice(*VIEW_TYPES, first=1)
 MAX_EXPERIMENTS = 50_000
 _ORDER_FIELDS = {
     "name": lambda e: e.name,
@@ -38,11 +39,10 @@ def _experiment_id(t: Translator, args: dict[str, Any]) -> str:
 
 def create_experiment(request: Request, args: dict[str, Any]) -> dict[str, Any]:
     t = translator(request)
-    location = args.get("artifact_location")
     experiment_id = t.client.create_experiment(
         required(args, "name"),
-        t.uri_in(location) if location else None,
-        {tag["key"]: tag.get("value", "") for tag in args.get("tags", [])},
+        location_under_root(t.root, args.get("artifact_location")),
+        {required(tag, "key"): tag.get("value", "") for tag in args.get("tags", [])},
     )
     return {"experiment_id": t.experiment_out(experiment_id)}
 
@@ -123,6 +123,13 @@ def delete_experiment_tag(request: Request, args: dict[str, Any]) -> None:
 
 
 ID = {"experiment_id": str}
+SEARCH = {
+    "max_results": int,
+    "page_token": str,
+    "filter": str,
+    "order_by": [str],
+    "view_type": VIEW,
+}
 ROUTES: list[tuple[str, str, dict[str, Any], Any]] = [
     (
         "POST",
@@ -132,18 +139,8 @@ ROUTES: list[tuple[str, str, dict[str, Any], Any]] = [
     ),
     ("GET", "/experiments/get", ID, get_experiment),
     ("GET", "/experiments/get-by-name", {"experiment_name": str}, get_experiment_by_name),
-    (
-        "POST",
-        "/experiments/search",
-        {
-            "max_results": int,
-            "page_token": str,
-            "filter": str,
-            "order_by": [str],
-            "view_type": VIEW,
-        },
-        search_experiments,
-    ),
+    ("POST", "/experiments/search", SEARCH, search_experiments),
+    ("GET", "/experiments/search", SEARCH, search_experiments),  # MLflow's proto has both
     ("POST", "/experiments/update", {**ID, "new_name": str}, update_experiment),
     ("POST", "/experiments/delete", ID, delete_experiment),
     ("POST", "/experiments/restore", ID, restore_experiment),

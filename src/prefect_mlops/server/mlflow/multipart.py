@@ -21,8 +21,9 @@ from starlette.responses import Response
 
 from prefect_mlops.core.errors import NotFound
 from prefect_mlops.core.ids import new_id
-from prefect_mlops.server.mlflow.artifacts import ArtifactRoot, BodyReader, root_of, safe_relative
+from prefect_mlops.server.mlflow.artifacts import ArtifactRoot, BodyReader, root_of
 from prefect_mlops.server.mlflow.requests import from_body, invalid, json_response
+from prefect_mlops.server.paths import safe_relative
 
 router = APIRouter()
 

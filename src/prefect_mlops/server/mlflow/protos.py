@@ -86,13 +86,6 @@ class Translator:
             return f"{PROXY_SCHEME}/{uri[len(self.root) + 1 :]}"
         return uri
 
-    def uri_in(self, uri: str) -> str:
-        """An artifact location a client sent, as stored (proxy URIs under our root)."""
-        if uri.startswith(PROXY_SCHEME):
-            rest = uri[len(PROXY_SCHEME) :].lstrip("/")
-            return f"{self.root}/{rest}" if rest else self.root
-        return uri
-
     # -- entities ---------------------------------------------------------------------------
 
     def experiment(self, e: Experiment) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -27,15 +28,21 @@ Handler = Callable[[Request, dict[str, Any]], Any]
 _FLOATS = {"nan": math.nan, "infinity": math.inf, "-infinity": -math.inf, "inf": math.inf}
 
 
-class Choice:
-    """An enum field: one of ``names`` (or its number, as protobuf's JSON allows)."""
+INT64 = (-(2**63), 2**63 - 1)
 
-    def __init__(self, *names: str) -> None:
+
+class Choice:
+    """An enum field: one of ``names`` or its number as protobuf's JSON allows, the first
+    name numbered ``first`` (MLflow's ``ViewType`` and ``RunStatus`` count from 1)."""
+
+    def __init__(self, *names: str, first: int = 0) -> None:
         self.names = names
+        self.first = first
 
     def convert(self, value: object, where: str) -> str:
-        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(self.names):
-            return self.names[value]
+        index = value - self.first if isinstance(value, int) else -1
+        if not isinstance(value, bool) and 0 <= index < len(self.names):
+            return self.names[index]
         if isinstance(value, str) and value.upper() in self.names:
             return value.upper()
         raise invalid(f"{where} must be one of {list(self.names)}, got {value!r}.")
@@ -47,6 +54,12 @@ def invalid(message: str) -> ApiError:
 
 def _type_name(value: object) -> str:
     return "null" if value is None else type(value).__name__
+
+
+def _integral(value: float | str) -> bool:
+    if isinstance(value, float):
+        return value.is_integer()
+    return re.fullmatch(r"\s*-?[0-9]+\s*", value) is not None
 
 
 def _scalar(kind: Any, value: object, where: str) -> Any:
@@ -63,13 +76,20 @@ def _scalar(kind: Any, value: object, where: str) -> Any:
             return value.lower() == "true"
         raise invalid(f"{where} must be true or false, got {value!r}.")
     if kind is int:
+        number: int | None = None
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            return int(value)
-        raise invalid(f"{where} must be an integer, got {_type_name(value)} {value!r}.")
+            number = value
+        elif (isinstance(value, float) and value.is_integer()) or (
+            isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]+\s*", value)
+        ):
+            number = int(value)
+        if number is None:
+            raise invalid(f"{where} must be an integer, got {_type_name(value)} {value!r}.")
+        if not INT64[0] <= number <= INT64[1]:
+            raise invalid(
+                f"{where}={number} does not fit in 64 bits, as MLflow's int64 fields must."
+            )
+        return number
     if kind is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
@@ -182,7 +202,7 @@ def endpoint(fields: Fields, handler: Handler, *, query: bool) -> Callable[..., 
     async def route(request: Request) -> Response:
         args = from_query(request, fields) if query else await from_body(request, fields)
         for name, value in request.path_params.items():
-            args.setdefault(name, value)
+            args[name] = value  # the resource in the URL is the one acted on
         result = await run_in_threadpool(handler, request, args)
         return result if isinstance(result, Response) else json_response(result or {})
 

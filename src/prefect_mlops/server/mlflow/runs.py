@@ -17,7 +17,7 @@ from prefect_mlops.tracking.validation import MAX_TAG_VALUE_LENGTH
 router = APIRouter()
 
 TAG = {"key": str, "value": str}
-STATUS = Choice("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
+STATUS = Choice("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED", first=1)
 PARENT_TAG = "mlflow.parentRunId"
 RUN_NAME_TAG = "mlflow.runName"
 MODEL_HISTORY_TAG = "mlflow.log-model.history"
@@ -42,7 +42,7 @@ def full_run(t: Translator, run: Run) -> dict[str, Any]:
 
 def create_run(request: Request, args: dict[str, Any]) -> dict[str, Any]:
     t = translator(request)
-    tags = {tag["key"]: tag.get("value", "") for tag in args.get("tags", [])}
+    tags = {required(tag, "key"): tag.get("value", "") for tag in args.get("tags", [])}
     run = t.client.create_run(
         t.experiment_in(args.get("experiment_id") or "0"),
         run_name=args.get("run_name") or tags.get(RUN_NAME_TAG) or None,
@@ -140,7 +140,12 @@ def log_model(request: Request, args: dict[str, Any]) -> None:
     except ValueError:
         raise invalid("model_json must be the JSON of an MLmodel description.") from None
     history = t.client.get_run(rid).data.tags.get(MODEL_HISTORY_TAG)
-    models = json.loads(history) if history else []
+    try:
+        models = json.loads(history) if history else []
+    except ValueError:
+        models = []  # an unreadable tag (set by hand) starts over rather than failing
+    if not isinstance(models, list):
+        models = []
     models.append(model)
     text = json.dumps(models)
     while len(text) > MAX_TAG_VALUE_LENGTH and len(models) > 1:
@@ -199,7 +204,7 @@ ROUTES: list[tuple[str, str, dict[str, Any], Any]] = [
         {
             "experiment_ids": [str],
             "filter": str,
-            "run_view_type": Choice(*VIEW_TYPES),
+            "run_view_type": Choice(*VIEW_TYPES, first=1),
             "max_results": int,
             "order_by": [str],
             "page_token": str,

@@ -27,6 +27,7 @@ from prefect_mlops.server.native.common import (
     store_of,
 )
 from prefect_mlops.server.native.models import ArtifactRecord, Written
+from prefect_mlops.server.paths import checked_file
 from prefect_mlops.tracking import validation as v
 from prefect_mlops.tracking.entities import FileInfo
 
@@ -73,6 +74,7 @@ async def upload_artifact(request: Request, run_id: str, path: str) -> WireRespo
     rel = _file_path(path)
     store = store_of(request)
     info = await run_in_threadpool(store.get_run_info, run_id)
+    checked_file(request.app.state.client.artifact_root, info.artifact_uri, rel)
     location = store.artifact_location(info)
     reader = io.BufferedReader(_BodyReader(request.stream().__aiter__()), CHUNK)
     size, digest = await run_in_threadpool(location.write_stream, rel, reader)
@@ -86,7 +88,9 @@ def download_artifact(request: Request, run_id: str, path: str) -> StreamingResp
     record = next((f for f in store.list_artifact_files(run_id, rel) if f.path == rel), None)
     if record is None:
         raise NotFound(f"Run {run_id} has no artifact file {path!r}.")
-    source = store.artifact_location(store.get_run_info(run_id)).open_read(rel)
+    info = store.get_run_info(run_id)
+    checked_file(request.app.state.client.artifact_root, info.artifact_uri, rel)
+    source = store.artifact_location(info).open_read(rel)
 
     def chunks() -> Iterator[bytes]:
         with source:

@@ -14,6 +14,7 @@ from prefect_mlops.server.native.common import (
     store_of,
 )
 from prefect_mlops.server.native.models import CreateExperiment, SearchExperiments, Written
+from prefect_mlops.server.paths import location_under_root
 from prefect_mlops.tracking.entities import Experiment
 
 router = APIRouter(tags=["experiments"])
@@ -26,7 +27,7 @@ def create_experiment(
     """Create an experiment; with ``if_exists="use"`` an experiment already called ``name``
     answers instead (how experiments created offline join the server's)."""
     store = store_of(request)
-    root = body.artifact_root or request.app.state.client.artifact_root
+    root = location_under_root(request.app.state.client.artifact_root, body.artifact_root)
 
     def create() -> str:
         return store.create_experiment(body.name, root, body.tags, body.experiment_id)

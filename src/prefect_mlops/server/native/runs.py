@@ -24,6 +24,7 @@ from prefect_mlops.server.native.models import (
     UpdateRun,
     Written,
 )
+from prefect_mlops.server.paths import check_run_id, location_under_root
 from prefect_mlops.tracking.entities import DatasetInput, Param, Run, RunInfo, RunTag
 from prefect_mlops.tracking.store.wire import metric_rows
 
@@ -34,9 +35,12 @@ router = APIRouter(tags=["runs"])
 def create_run(request: Request, body: CreateRun, key: IdempotencyKey) -> WireResponse:
     """A new run; a replayed request answers with the run it created."""
     store = store_of(request)
+    check_run_id(body.run_id)
+    root = request.app.state.client.artifact_root
     location = body.artifact_location
     if location is None:
         location = store.get_experiment(body.experiment_id).artifact_location
+    location = location_under_root(root, location)
     applied, run = apply_once(
         request,
         key,
@@ -122,6 +126,10 @@ def end_run(request: Request, run_id: str, body: EndRun, key: IdempotencyKey) ->
 @router.post("/runs-bulk", response_model=Written)
 def create_runs_bulk(request: Request, body: BulkRuns, key: IdempotencyKey) -> WireResponse:
     store = store_of(request)
+    root = request.app.state.client.artifact_root
+    for info in body.runs:
+        check_run_id(info.run_id)
+        location_under_root(root, info.artifact_uri)
     applied, _ = apply_once(
         request,
         key,

@@ -36,6 +36,19 @@ _stores: dict[str, tuple[TrackingStore, MetricWriter]] = {}
 _stores_lock = threading.Lock()
 
 
+class _RecentRuns(set[str]):
+    """Run ids this client logged to or owns, kept to skip the checks on the next write. A
+    long-lived process (the tracking server) sees runs without end, so past ``limit`` the set
+    starts over: forgetting costs only a check on the next write to an old run."""
+
+    limit = 100_000
+
+    def add(self, run_id: str) -> None:
+        if len(self) >= self.limit and run_id not in self:
+            self.clear()
+        super().add(run_id)
+
+
 def _store_and_writer(url: str, settings: Settings) -> tuple[TrackingStore, MetricWriter]:
     with _stores_lock:
         pair = _stores.get(url)
@@ -93,7 +106,7 @@ def metric_row(run_id: str, key: str, value: object, timestamp: int, step: objec
         run_id,
         key,
         number if number == number else None,  # NaN is stored as NULL
-        timestamp,
+        v.int64(f"Metric {key!r} timestamp", timestamp),
         0 if step is None else v.metric_step(key, step),
     )
 
@@ -149,7 +162,7 @@ class ClientBase:
             self.tracking_uri or self.database_url, self.settings
         )
         self._on_stale = on_stale
-        self._writable: set[str] = set()
+        self._writable = _RecentRuns()
         self._experiments: dict[str, Experiment] = {}  # by name and by id, active ones
 
     def flush(self) -> None:

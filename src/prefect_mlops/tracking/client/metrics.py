@@ -17,6 +17,7 @@ from prefect_mlops.tracking.entities import (
     Param,
     RunTag,
 )
+from prefect_mlops.tracking.store.base import AtomicWrites
 
 
 class MetricsClient(ClientBase):
@@ -84,11 +85,19 @@ class MetricsClient(ClientBase):
                     f"{seen[p.key]!r} and {p.value!r}."
                 )
         clean = [clean_tag(t.key, t.value) for t in tags]
-        self.store.log_params(run_id, clean_params)
-        self.store.set_tags(run_id, clean)
         if rows:
-            self.flush()
-            self.store.log_metric_rows(rows)
+            self.flush()  # buffered points first: a batch lands after what came before it
+
+        def write() -> None:
+            self.store.log_params(run_id, clean_params)
+            self.store.set_tags(run_id, clean)
+            if rows:
+                self.store.log_metric_rows(rows)
+
+        if isinstance(self.store, AtomicWrites):
+            self.store.atomically(write)  # all of the batch, or none of it
+        else:
+            write()
 
     def get_metric_history(self, run_id: str, key: str) -> MetricHistory:
         """Every point of ``key``, ordered by step then timestamp."""

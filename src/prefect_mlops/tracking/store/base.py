@@ -35,6 +35,7 @@ from prefect_mlops.tracking.entities import (
 
 __all__ = [
     "ArtifactFiles",
+    "AtomicWrites",
     "BulkRunReads",
     "ExperimentEditStore",
     "KeyedWrites",
@@ -302,6 +303,15 @@ class TrackingStore(Protocol):
 
     def delete_saved_search(self, name: str) -> bool:
         """Remove a saved search; True if it existed."""
+        ...
+
+
+@runtime_checkable
+class AtomicWrites(Protocol):
+    """A store that can run several of its writes as one transaction."""
+
+    def atomically(self, work: Callable[[], T]) -> T:
+        """Run ``work`` (calls to the store's write methods): all stored, or none."""
         ...
 
 

@@ -96,12 +96,16 @@ class SqlStoreBase:
         )
         self._latest_upsert = self._build_latest_upsert()
         self._keys = threading.local()  # the idempotency key the next write claims
+        self._tx = threading.local()  # the transaction `atomically` holds open, per thread
 
     # -- transactions -----------------------------------------------------------------------
 
     def _write(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in a write transaction; under `apply_once` the first one also claims
         the request's key, and raises `Replayed` (storing nothing) if it was claimed before."""
+        joined = getattr(self._tx, "conn", None)
+        if joined is not None:  # inside `atomically`: part of its transaction
+            return fn(joined)
         key = getattr(self._keys, "key", None)
 
         def attempt() -> T:
@@ -109,6 +113,25 @@ class SqlStoreBase:
                 if key is not None and not self._claim_key(conn, key):
                     raise Replayed(key)
                 return fn(conn)
+
+        result = with_lock_retry(attempt)
+        self._keys.key = None
+        return result
+
+    def atomically(self, work: Callable[[], T]) -> T:
+        """Run ``work`` (calls to this store's write methods) as one transaction: every write
+        in it is stored, or none (a refused param, a crash midway)."""
+        key = getattr(self._keys, "key", None)
+
+        def attempt() -> T:
+            with write_transaction(self.engine) as conn:
+                if key is not None and not self._claim_key(conn, key):
+                    raise Replayed(key)
+                self._tx.conn = conn
+                try:
+                    return work()
+                finally:
+                    self._tx.conn = None
 
         result = with_lock_retry(attempt)
         self._keys.key = None
