@@ -173,3 +173,34 @@ def test_native_artifact_routes_refuse_symlinks_out_of_the_root(
     write = api.put(f"{NATIVE}/artifacts/{run_id}/link/new.txt", content=b"x")
     assert write.status_code == 403
     assert not (outside / "new.txt").exists()
+
+
+def test_a_run_deleted_by_another_process_is_refused_by_the_server(
+    api: httpx.Client, tmp_path: Path
+) -> None:
+    run_id = _run(api, "deleted-elsewhere")
+    point = {"run_id": run_id, "key": "m", "value": 1.0, "timestamp": 1, "step": 0}
+    assert api.post(f"{API}/runs/log-metric", json=point).status_code == 200
+    elsewhere = __import__("prefect_mlops").TrackingClient(
+        database_url=f"sqlite:///{tmp_path / 'server-home' / 'mlops.db'}",
+        artifact_storage=str(tmp_path / "server-home" / "artifacts"),
+    )
+    elsewhere.delete_run(run_id)  # another worker, another host: same database
+    refused = api.post(f"{API}/runs/log-metric", json={**point, "step": 1})
+    assert refused.status_code == 400 and "deleted" in refused.json()["message"]
+
+
+def test_native_metrics_for_a_run_that_does_not_exist_are_refused(api: httpx.Client) -> None:
+    rows = {"rows": [["0" * 32, "m", 1.0, 1, 0]]}
+    answer = _native(api, "POST", "/metrics", rows, "k-missing")
+    assert answer.status_code == 404
+
+
+def test_old_idempotency_keys_are_pruned(tmp_path: Path) -> None:
+    from prefect_mlops.tracking.store import SqlTrackingStore
+
+    store = SqlTrackingStore(f"sqlite:///{tmp_path / 'keys.db'}")
+    applied, _ = store.apply_once("key-1", lambda: store.create_experiment("keys", str(tmp_path)))
+    assert applied
+    assert store.prune_request_keys(older_than_ms=10**12) == 0  # recent: kept
+    assert store.prune_request_keys(older_than_ms=-1) == 1  # past any age: forgotten

@@ -119,6 +119,12 @@ def create_app(settings: Settings | None = None, client: TrackingClient | None =
     app.state.client = client or TrackingClient(
         database_url=settings.resolved_database_url, settings=settings
     )
+    # Other server processes share the database: what this one cached about a run or an
+    # experiment (writable, active) may be stale, so every write checks the store.
+    app.state.client.recheck_writes = True
+    prune = getattr(app.state.client.store, "prune_request_keys", None)
+    if prune is not None:
+        prune()  # idempotency keys older than a spool may wait to be synced
     handlers: dict[Any, Callable[[Request, Any], Awaitable[Response]]] = {
         MlopsError: handle_error,
         ApiError: handle_error,

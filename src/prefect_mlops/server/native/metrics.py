@@ -36,6 +36,8 @@ def log_metric_rows(request: Request, body: MetricRows, key: IdempotencyKey) -> 
     is visible whole or not at all, and a replayed one stores nothing."""
     store = store_of(request)
     rows = metric_rows(body.rows)
+    for run_id in {row[0] for row in rows}:
+        store.get_run_info(run_id)  # NotFound (404) for a run that does not exist
     applied, _ = apply_once(request, key, lambda: store.log_metric_rows(rows))
     return answer({"applied": applied, "result": len(rows)})
 

@@ -163,6 +163,9 @@ class ClientBase:
         )
         self._on_stale = on_stale
         self._writable = _RecentRuns()
+        #: check the store on every write, not what this process saw before (a server
+        #: process, whose database other processes change)
+        self.recheck_writes = False
         self._experiments: dict[str, Experiment] = {}  # by name and by id, active ones
 
     def flush(self) -> None:
@@ -181,7 +184,7 @@ class ClientBase:
         """Refuse unknown and deleted runs, and finished runs unless only tags change (tags
         annotate a run at any time, as in MLflow's UI) or ``allow_finished`` (MLflow's REST
         API lets a finished run be logged to)."""
-        if run_id in self._writable:
+        if run_id in self._writable and not self.recheck_writes:
             return
         if not isinstance(run_id, str):
             raise InvalidInput(f"run_id must be a string, got {run_id!r}.")

@@ -41,7 +41,7 @@ class MetricsClient(ClientBase):
         step: int | None = None,
     ) -> None:
         """Buffer one point; it is persisted within ``flush_interval`` seconds."""
-        if run_id not in self._writable:
+        if run_id not in self._writable or self.recheck_writes:
             self.require_writable(run_id)
         key = v.validate_key(key)
         ts = now_ms() if timestamp is None else int(timestamp)

@@ -49,9 +49,8 @@ class RunsClient(ClientBase):
         """A new RUNNING run; ``params`` are logged in the same transaction. AlreadyExists
         when ``prefect_flow_run_id`` already has a run. ``user_id`` defaults to the user of
         this process (a server passes its caller's)."""
-        experiment = self._experiments.get(experiment_id) or self.store.get_experiment(
-            experiment_id
-        )
+        cached = None if self.recheck_writes else self._experiments.get(experiment_id)
+        experiment = cached or self.store.get_experiment(experiment_id)
         if experiment.lifecycle_stage != "active":
             raise InvalidInput(
                 f"Experiment {experiment.name!r} is deleted; restore it or use another one."

@@ -47,6 +47,11 @@ class _CheckedDownload(io.RawIOBase):
                 self._done = True
                 self._check()
                 return 0
+            except httpx.HTTPError as exc:  # the stream was cut midway
+                raise StorageError(
+                    f"Downloading artifact {self._rel!r} from the tracking server broke off: "
+                    f"{exc!r}. Download it again."
+                ) from exc
             self._digest.update(self._pending)
         n = min(len(buffer), len(self._pending))
         buffer[:n] = self._pending[:n]
