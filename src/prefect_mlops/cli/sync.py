@@ -11,7 +11,8 @@ from prefect_mlops.tracking.store.rest import RestTrackingStore
 
 def sync() -> None:
     """Replay the offline spool to the tracking server (PREFECT_MLOPS_TRACKING_URI), in order;
-    exits 1 with the reason when the server does not answer."""
+    exits 1 with the reason when the server does not answer, or when anything was set aside
+    (refused by the server; see ``rejected.jsonl`` in the spool)."""
     settings = get_settings()
     if not settings.tracking_uri:
         error_console.print(
@@ -33,11 +34,20 @@ def sync() -> None:
         highlight=False,
     )
     for rejected in report.rejected:
-        error_console.print(f"[yellow]Refused by the server:[/yellow] {rejected}", soft_wrap=True)
+        error_console.print(f"[yellow]Set aside:[/yellow] {rejected}", soft_wrap=True)
+    if report.rejected:
+        error_console.print(
+            f"[red]{len(report.rejected)} spooled request(s) were not sent[/red] (refused by "
+            "the server, failing every time, or unreadable); they are kept, with the reason, "
+            f"in {store.spool.folder / 'rejected.jsonl'} (artifact bytes in "
+            f"{store.spool.folder / 'rejected-blobs'}).",
+            soft_wrap=True,
+        )
     if not report.complete:
         error_console.print(
             f"[red]Stopped:[/red] {report.reason} The rest stays in the spool; run "
             "`prefect-mlops sync` again once the server answers.",
             soft_wrap=True,
         )
+    if report.rejected or not report.complete:
         raise typer.Exit(1)

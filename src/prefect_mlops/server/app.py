@@ -85,7 +85,7 @@ def _is_artifact_upload(path: str) -> bool:
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    return error_response(f"Malformed request: {exc}", BAD_REQUEST, 400)
+    return error_response(f"Malformed request: {exc}", BAD_REQUEST, 400, "InvalidInput")
 
 
 async def _not_allowed(request: Request, exc: Exception) -> Response:
@@ -100,7 +100,7 @@ async def _not_found(request: Request, exc: Exception) -> Response:
         f"(prefect-mlops {__version__}).",
         ENDPOINT_NOT_FOUND,
         404,
-    )
+    )  # no X-Mlops-Error: an endpoint this server lacks is no verdict on the request
 
 
 def create_app(settings: Settings | None = None, client: TrackingClient | None = None) -> Any:

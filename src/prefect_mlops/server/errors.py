@@ -47,6 +47,8 @@ class ApiError(Exception):
 
 #: Names which of our errors a refusal is, for our remote store (MLflow clients ignore it).
 ERROR_CLASS_HEADER = "X-Mlops-Error"
+#: the errors a remote client raises again from the header (subclasses are sent as these)
+CLIENT_ERRORS = frozenset(("InvalidInput", "NotFound", "AlreadyExists", "Conflict", "StorageError"))
 
 
 def error_response(
@@ -82,5 +84,17 @@ async def handle_error(request: Request, exc: Exception) -> JSONResponse:
     if status >= 500:
         logger.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
     message = exc.message if isinstance(exc, ApiError) else str(exc)
-    known = isinstance(exc, MlopsError)
-    return error_response(message, code, status, type(exc).__name__ if known else None)
+    return error_response(message, code, status, error_class(exc, status))
+
+
+def error_class(exc: BaseException | None, status: int) -> str | None:
+    """The name of our error a refusal stands for, sent as ``X-Mlops-Error``: how our remote
+    client tells the server's own refusals (kept out of the spool as final) from a proxy's
+    or another server's 4xx. None for a failure of the server itself (5xx)."""
+    if isinstance(exc, MlopsError):  # the most specific of the errors clients know
+        for cls in type(exc).__mro__:
+            if cls.__name__ in CLIENT_ERRORS:
+                return cls.__name__
+    if status >= 500:
+        return None
+    return "NotFound" if status == 404 else "InvalidInput"

@@ -97,14 +97,20 @@ class RestTrackingStore(RestSearch):
             "tags": dict(tags or {}),
             "experiment_id": experiment_id,
         }
-        result = self.transport.write("create_experiment", "POST", "/experiments", body)
-        if result is not SPOOLED:
-            return str(result)
         now = now_ms()
         made = Experiment(experiment_id, name, "", "active", now, now, dict(tags or {}))
-        records = self.spool.experiments()
-        records[experiment_id] = {"experiment": wire.encode(made), "server_id": None}
-        self.spool.save_experiments(records)
+        record = {"experiment": wire.encode(made), "server_id": None}
+        # Spooled: the record is saved (under the spool's lock) before the journal entry
+        # that refers to it, so a replay always finds it.
+        result = self.transport.write(
+            "create_experiment",
+            "POST",
+            "/experiments",
+            body,
+            offline_experiment=(experiment_id, record),
+        )
+        if result is not SPOOLED:
+            return str(result)
         self._remember(made)
         return experiment_id
 

@@ -23,19 +23,34 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from prefect_mlops.core.errors import InvalidInput, MlopsError, StorageError
+from prefect_mlops.core.errors import InvalidInput, StorageError
 from prefect_mlops.core.storage import CHUNK
 
 _MB = 1024 * 1024
 
 
 class Unreachable(StorageError):
-    """The tracking server did not answer (refused, timed out, or failed with a 5xx)."""
+    """The tracking server did not answer as itself (refused, timed out, failed with a 5xx,
+    or something else answered): the write is kept and sent later. ``status`` is the HTTP
+    status when there was an answer."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Rejected(Exception):
+    """The tracking server's own refusal of a replayed entry: it is set aside, replay goes on."""
+
+
+#: A plain 500 for the same entry this many times sets it aside (502/503/504 never do).
+MAX_ATTEMPTS = 5
 
 
 @dataclass
@@ -69,6 +84,8 @@ class Spool:
         self._offset = folder / "offset"
         self._experiments = folder / "experiments.json"
         self._rejected = folder / "rejected.jsonl"
+        self._rejected_blobs = folder / "rejected-blobs"
+        self._attempts = folder / "attempts.json"
 
     # -- state ------------------------------------------------------------------------------
 
@@ -107,9 +124,15 @@ class Spool:
             "raise the limit."
         )
 
-    def append(self, entry: dict[str, Any], blob: IO[bytes] | None = None) -> dict[str, Any]:
+    def append(
+        self,
+        entry: dict[str, Any],
+        blob: IO[bytes] | None = None,
+        experiment: tuple[str, dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
         """Add ``entry`` (and the bytes of ``blob``, for an artifact) durably; InvalidInput,
-        storing nothing, when the spool would pass its size limit."""
+        storing nothing, when the spool would pass its size limit. ``experiment`` (id, record)
+        is saved with the offline experiments first, so the entry never lacks its record."""
         with self.locked():
             if blob is not None:
                 entry = {**entry, **self._store_blob(entry["key"], blob)}
@@ -118,13 +141,36 @@ class Spool:
                 if blob is not None:
                     (self.blobs / entry["key"]).unlink(missing_ok=True)
                 raise self._full(len(line) + int(entry.get("size", 0)))
-            fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            if experiment is not None:
+                records = self.experiments()
+                records[experiment[0]] = experiment[1]
+                self._save_experiments(records)
+            fd = os.open(self.journal, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                os.write(fd, line)
+                self._cut_torn_tail(fd)
+                view = memoryview(line)
+                while view:  # os.write may write less than it was given
+                    view = view[os.write(fd, view) :]
                 os.fsync(fd)
             finally:
                 os.close(fd)
         return entry
+
+    @staticmethod
+    def _cut_torn_tail(fd: int) -> None:
+        """Cut a last line that does not end in a newline (an append a crash interrupted)."""
+        size = os.fstat(fd).st_size
+        if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+            return
+        end = size
+        while end > 0:
+            start = max(0, end - CHUNK)
+            found = os.pread(fd, end - start, start).rfind(b"\n")
+            if found >= 0:
+                os.ftruncate(fd, start + found + 1)
+                return
+            end = start
+        os.ftruncate(fd, 0)
 
     def _store_blob(self, key: str, source: IO[bytes]) -> dict[str, Any]:
         self.blobs.mkdir(parents=True, exist_ok=True)
@@ -154,10 +200,32 @@ class Spool:
         return found
 
     def save_experiments(self, records: dict[str, dict[str, Any]]) -> None:
+        """Replace the offline experiment records (under the spool's lock)."""
+        with self.locked():
+            self._save_experiments(records)
+
+    def add_experiment(self, experiment_id: str, record: dict[str, Any]) -> None:
+        """Add (or replace) one offline experiment record, read-modify-written under the lock."""
+        with self.locked():
+            records = self.experiments()
+            records[experiment_id] = record
+            self._save_experiments(records)
+
+    def _save_experiments(self, records: dict[str, dict[str, Any]]) -> None:
+        """Write the records atomically through a temp file of its own (the caller holds the
+        lock)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self._experiments.with_suffix(".tmp")
-        tmp.write_text(json.dumps(records))
-        os.replace(tmp, self._experiments)
+        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".experiments.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(json.dumps(records))
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self._experiments)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     def server_ids(self) -> dict[str, str]:
         """Client-made experiment ids replayed under another id, mapped to the server's."""
@@ -176,39 +244,102 @@ class Spool:
         tmp.write_text(str(offset))
         os.replace(tmp, self._offset)
 
+    def _attempt(self, key: str) -> int:
+        """Count one more plain 500 for the entry ``key``; how many it has had."""
+        try:
+            held = json.loads(self._attempts.read_text())
+            count = int(held["count"]) if held.get("key") == key else 0
+        except (FileNotFoundError, ValueError, TypeError, KeyError, AttributeError):
+            count = 0
+        tmp = self._attempts.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"key": key, "count": count + 1}))
+        os.replace(tmp, self._attempts)
+        return count + 1
+
+    def _set_aside(self, entry: Any, reason: str, report: SyncReport) -> None:
+        """Move ``entry`` (and its blob) to ``rejected.jsonl`` with ``reason``."""
+        record = dict(entry) if isinstance(entry, dict) else {"line": entry}
+        op = record.get("op", "entry")
+        blob = record.get("blob")
+        if isinstance(blob, str) and (self.blobs / blob).is_file():
+            self._rejected_blobs.mkdir(parents=True, exist_ok=True)
+            kept = self._rejected_blobs / blob
+            os.replace(self.blobs / blob, kept)
+            record["blob_path"] = str(kept)
+        report.rejected.append(f"{op}: {reason}")
+        with open(self._rejected, "a") as out:
+            out.write(json.dumps({**record, "error": reason}) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+
+    def _stop(self, report: SyncReport, reason: str) -> SyncReport:
+        report.complete, report.reason = False, reason
+        return report
+
     def replay(self, send: Send) -> SyncReport:
-        """Send every entry in order; stops (keeping the rest) at the first `Unreachable`.
-        An entry the server refuses (4xx) is set aside in ``rejected.jsonl`` with the reason."""
+        """Send every entry in order. Stops, keeping the entry and the rest, when the server
+        does not answer as itself (`Unreachable`) or anything unexpected goes wrong. An entry
+        the server refuses (`Rejected`), one that failed with a plain 500 `MAX_ATTEMPTS`
+        times, and a line that does not decode are set aside in ``rejected.jsonl`` with the
+        reason (with a blob moved to ``rejected-blobs/``), and replay goes on."""
         report = SyncReport()
         with self.locked():
             if not self.pending():
                 return report
             offset = self._read_offset()
             with open(self.journal, "rb") as journal:
+                if offset and not self._at_line_start(journal, offset):
+                    offset = 0  # stale: everything is sent again, keyed, so stored once
                 journal.seek(offset)
                 for line in journal:
                     if not line.endswith(b"\n"):
                         break  # a torn last line: its write never returned
-                    entry = json.loads(line)
-                    try:
-                        result = send(self._repoint(entry), self)
-                    except Unreachable as exc:
-                        report.complete, report.reason = False, str(exc)
+                    if not self._replay_line(line, send, report):
                         return report
-                    except MlopsError as exc:
-                        report.rejected.append(f"{entry['op']}: {exc}")
-                        with open(self._rejected, "a") as out:
-                            out.write(json.dumps({**entry, "error": str(exc)}) + "\n")
-                    else:
-                        self._count(entry, result, report)
-                    if entry.get("blob"):
-                        (self.blobs / entry["blob"]).unlink(missing_ok=True)
                     offset += len(line)
                     self._write_offset(offset)
+            self._write_offset(0)  # first: a crash after it only sends entries again
             self.journal.write_bytes(b"")
-            self._write_offset(0)
+            self._attempts.unlink(missing_ok=True)
             shutil.rmtree(self.blobs, ignore_errors=True)
         return report
+
+    @staticmethod
+    def _at_line_start(journal: IO[bytes], offset: int) -> bool:
+        """Whether ``offset`` is where a line of the journal starts."""
+        journal.seek(offset - 1)
+        return journal.read(1) == b"\n"
+
+    def _replay_line(self, line: bytes, send: Send, report: SyncReport) -> bool:
+        """Send one journal line; False (with the report saying why) to stop here."""
+        try:
+            entry = json.loads(line)
+            if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
+                raise ValueError("not a spooled request")
+        except ValueError as exc:
+            text = line.decode("utf-8", "replace").rstrip("\n")
+            self._set_aside(text, f"unreadable spool line ({exc})", report)
+            return True
+        blob = entry.get("blob")
+        if blob and not (self.blobs / str(blob)).is_file():
+            return True  # its bytes were sent and removed before a crash kept the offset
+        try:
+            self._count(entry, send(self._repoint(entry), self), report)
+        except Rejected as exc:
+            self._set_aside(entry, str(exc), report)
+        except Unreachable as exc:
+            if exc.status != 500 or self._attempt(entry["key"]) < MAX_ATTEMPTS:
+                self._stop(report, str(exc))
+                return False
+            self._set_aside(entry, f"failed {MAX_ATTEMPTS} times: {exc}", report)
+        except Exception as exc:  # one broken entry must not break every write: retry later
+            self._stop(report, f"Sending {entry.get('op', 'an entry')} failed: {exc!r}.")
+            return False
+        else:
+            if blob:
+                (self.blobs / str(blob)).unlink(missing_ok=True)
+        self._attempts.unlink(missing_ok=True)
+        return True
 
     def _repoint(self, entry: dict[str, Any]) -> dict[str, Any]:
         """``entry`` with client-made experiment ids replaced by the server's."""
@@ -247,4 +378,4 @@ class Spool:
             records = self.experiments()
             if local in records and result != local:
                 records[local]["server_id"] = result
-                self.save_experiments(records)
+                self._save_experiments(records)  # replay holds the lock

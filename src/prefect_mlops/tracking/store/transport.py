@@ -24,7 +24,7 @@ from prefect_mlops.core.errors import MlopsError, StorageError
 from prefect_mlops.core.ids import new_id
 from prefect_mlops.core.settings import Settings
 from prefect_mlops.core.storage import CHUNK
-from prefect_mlops.tracking.store.spool import Spool, SyncReport, Unreachable
+from prefect_mlops.tracking.store.spool import Rejected, Spool, SyncReport, Unreachable
 from prefect_mlops.tracking.store.wire import dumps
 
 API_PREFIX = "/api/mlops/v1"
@@ -42,16 +42,32 @@ class Spooled:
 SPOOLED = Spooled()
 
 
-def _refusal(response: httpx.Response) -> MlopsError:
-    """Our error for a 4xx answer, with the server's message."""
+#: Statuses that say "not now" (timeout, too large for a proxy, rate limit): keep and retry.
+_RETRY_LATER = frozenset({408, 413, 429})
+
+
+def _server_refusal(response: httpx.Response) -> tuple[str, str] | None:
+    """(error class, message) when ``response`` is the tracking server's own 4xx refusal:
+    it names our error in ``X-Mlops-Error`` and has a JSON body with an ``error_code``. A
+    proxy's or another server's 4xx has neither, and says nothing about the request."""
+    kind = response.headers.get("X-Mlops-Error", "")
+    if not 400 <= response.status_code < 500 or kind not in _ERRORS:
+        return None
     try:
-        message = str(response.json().get("message") or response.text)
+        body = response.json()
     except ValueError:
-        message = response.text
-    kind = _ERRORS.get(response.headers.get("X-Mlops-Error", ""))
-    if kind is None:
-        kind = errors.NotFound if response.status_code == 404 else errors.InvalidInput
-    return kind(message)
+        return None
+    if not isinstance(body, dict) or not body.get("error_code"):
+        return None
+    return kind, str(body.get("message") or response.text)
+
+
+def _refusal(response: httpx.Response) -> MlopsError:
+    """Our error for the tracking server's own refusal, with its message."""
+    found = _server_refusal(response)
+    assert found is not None
+    kind, message = found
+    return _ERRORS[kind](message)
 
 
 class Transport:
@@ -76,15 +92,53 @@ class Transport:
 
     # -- sending ----------------------------------------------------------------------------
 
-    def _answer(self, response: httpx.Response) -> Any:
-        if response.status_code >= 500:
+    def _answer(self, response: httpx.Response, *, rejecting: bool = False) -> Any:
+        """The answer's JSON; our error for the server's own refusal (`Rejected` instead when
+        ``rejecting``, for replay); `Unreachable` for anything else: a 5xx, a redirect, a
+        proxy's or another server's 4xx, a 408/413/429, or a 2xx that is not our JSON."""
+        status = response.status_code
+        if status >= 500:
             raise Unreachable(
-                f"The tracking server {self.url} failed ({response.status_code}): "
-                f"{response.text[:500]}"
+                f"The tracking server {self.url} failed ({status}): {response.text[:500]}",
+                status=status,
             )
-        if response.status_code >= 400:
-            raise _refusal(response)
-        return json.loads(response.content) if response.content else None
+        if 400 <= status < 500 and status not in _RETRY_LATER:
+            refused = _server_refusal(response)
+            if refused is not None:
+                if rejecting:
+                    raise Rejected(f"{refused[0]}: {refused[1]}")
+                raise _refusal(response)
+        if not 200 <= status < 300:
+            where = response.headers.get("Location")
+            raise Unreachable(
+                f"{self.url} answered {status} {response.reason_phrase}"
+                + (f" (redirecting to {where})" if where else "")
+                + f", which is not an answer of a prefect-mlops tracking server: "
+                f"{response.text[:300]!r}. Check PREFECT_MLOPS_TRACKING_URI (and any proxy in "
+                "front of the server).",
+                status=status,
+            )
+        if not response.content:
+            return None
+        try:
+            return json.loads(response.content)
+        except ValueError:
+            raise Unreachable(
+                f"{self.url} answered {status} with a body that is not JSON "
+                f"({response.headers.get('Content-Type', 'no Content-Type')}): "
+                f"{response.text[:300]!r}. Check PREFECT_MLOPS_TRACKING_URI.",
+                status=status,
+            ) from None
+
+    def _result(self, answer: Any) -> Any:
+        """The result of a keyed write's answer (``{"applied": ..., "result": ...}``, the
+        result left out where the write has none)."""
+        if not isinstance(answer, dict) or "applied" not in answer:
+            raise Unreachable(
+                f"{self.url} answered a write with {str(answer)[:300]!r}, which is not an answer "
+                "of a prefect-mlops tracking server. Check PREFECT_MLOPS_TRACKING_URI."
+            )
+        return answer.get("result")
 
     def _unreachable(self, exc: httpx.HTTPError) -> Unreachable:
         return Unreachable(f"The tracking server {self.url} is unreachable: {exc!r}.")
@@ -97,8 +151,10 @@ class Transport:
         *,
         key: str | None = None,
         params: dict[str, Any] | None = None,
+        rejecting: bool = False,
     ) -> Any:
-        """One request; the answer's JSON, our error for a 4xx, `Unreachable` otherwise."""
+        """One request; the answer's JSON, our error for the server's refusal, `Unreachable`
+        otherwise (see `_answer`)."""
         headers = {"Content-Type": "application/json"}
         if key is not None:
             headers["Idempotency-Key"] = key
@@ -109,14 +165,16 @@ class Transport:
             )
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from exc
-        return self._answer(response)
+        return self._answer(response, rejecting=rejecting)
 
     def _send_entry(self, entry: dict[str, Any], spool: Spool) -> Any:
         if entry.get("blob"):
             with open(spool.blobs / entry["blob"], "rb") as blob:
-                return self._upload_now(entry["path"], blob, entry["sha256"])
-        answer = self.send(entry["method"], entry["path"], entry["body"], key=entry["key"])
-        return answer.get("result") if isinstance(answer, dict) else answer
+                return self._upload_now(entry["path"], blob, entry["sha256"], rejecting=True)
+        answer = self.send(
+            entry["method"], entry["path"], entry["body"], key=entry["key"], rejecting=True
+        )
+        return self._result(answer)
 
     # -- the spool --------------------------------------------------------------------------
 
@@ -155,23 +213,40 @@ class Transport:
             except Unreachable as exc:
                 raise self.offline_error(str(exc)) from None
 
-    def write(self, op: str, method: str, path: str, body: Any, **extra: Any) -> Any:
-        """Send a keyed write, or spool it; `SPOOLED` when it was spooled."""
+    def write(
+        self,
+        op: str,
+        method: str,
+        path: str,
+        body: Any,
+        *,
+        offline_experiment: tuple[str, dict[str, Any]] | None = None,
+        **extra: Any,
+    ) -> Any:
+        """Send a keyed write, or spool it; `SPOOLED` when it was spooled. When spooled, an
+        ``offline_experiment`` (id, record) is saved with the spool's records first."""
         entry = {"key": new_id(), "op": op, "method": method, "path": path, "body": body}
         entry.update(extra)
         with self._lock:
             if self._drained() and not self.offline:
                 try:
                     answer = self.send(method, path, body, key=entry["key"])
-                    return answer.get("result") if isinstance(answer, dict) else answer
+                    return self._result(answer)
                 except Unreachable:
                     self._retry_at = time.monotonic() + RETRY_SECONDS
-            self.spool.append(json.loads(dumps(entry)))
+            self.spool.append(json.loads(dumps(entry)), experiment=offline_experiment)
             return SPOOLED
 
     # -- artifact bytes ---------------------------------------------------------------------
 
-    def _upload_now(self, path: str, source: IO[bytes], expected: str | None = None) -> Any:
+    def _upload_now(
+        self,
+        path: str,
+        source: IO[bytes],
+        expected: str | None = None,
+        *,
+        rejecting: bool = False,
+    ) -> Any:
         digest = hashlib.sha256()
 
         def chunks() -> Iterator[bytes]:
@@ -185,7 +260,12 @@ class Transport:
             )
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from exc
-        stored = self._answer(response)
+        stored = self._answer(response, rejecting=rejecting)
+        if not isinstance(stored, dict) or not {"sha256", "file_size"} <= stored.keys():
+            raise Unreachable(
+                f"{self.url} answered an upload with {str(stored)[:300]!r}, which is not an "
+                "answer of a prefect-mlops tracking server. Check PREFECT_MLOPS_TRACKING_URI."
+            )
         local = expected or digest.hexdigest()
         if stored["sha256"] != local:
             raise StorageError(
@@ -223,8 +303,12 @@ class Transport:
                 response = self._http.send(request, stream=True)
             except httpx.HTTPError as exc:
                 raise self.offline_error(str(self._unreachable(exc))) from None
-        if response.status_code >= 400:
+        if not 200 <= response.status_code < 300:
             response.read()
             response.close()
-            self._answer(response)
+            try:
+                self._answer(response)
+            except Unreachable as exc:
+                raise self.offline_error(str(exc)) from None
+            raise self.offline_error(f"it answered {response.status_code}")
         return response
