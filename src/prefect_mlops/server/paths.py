@@ -8,6 +8,7 @@ import re
 from urllib.parse import unquote
 
 from prefect_mlops.core.errors import InvalidInput
+from prefect_mlops.server.errors import PERMISSION_DENIED, ApiError
 
 PROXY_SCHEME = "mlflow-artifacts:"
 #: first path segments the server keeps for itself (uploads in progress, multipart parts)
@@ -73,8 +74,6 @@ def checked_file(root: str, run_location: str, rel: str) -> None:
     real_root = os.path.realpath(root)
     real = os.path.realpath(os.path.join(run_location, rel))
     if real != real_root and not real.startswith(real_root + os.sep):
-        from prefect_mlops.server.errors import PERMISSION_DENIED, ApiError
-
         raise ApiError(
             f"Artifact path {rel!r} leads outside the artifact root (through a symbolic link); "
             "refused.",
