@@ -247,11 +247,16 @@ class ArtifactLocation:
 
     def download(self, rel: str, destination: str | os.PathLike[str]) -> Path:
         """Stream ``rel`` to ``destination`` (a file path); returns it."""
-        dest = Path(destination)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        with self.open_read(rel) as src, open(dest, "wb") as out:
-            shutil.copyfileobj(src, out, CHUNK)
-        return dest
+        return save_stream(self.open_read(rel), destination)
+
+
+def save_stream(source: IO[bytes], destination: str | os.PathLike[str]) -> Path:
+    """Copy ``source`` (closed afterwards) to the file ``destination`` in chunks."""
+    dest = Path(destination)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with source as src, open(dest, "wb") as out:
+        shutil.copyfileobj(src, out, CHUNK)
+    return dest
 
 
 def _abandon(handle: IO[bytes]) -> None:

@@ -69,10 +69,15 @@ def checked_file(root: str, run_location: str, rel: str) -> None:
     """Refuse (403) a run file that is not under the server's artifact root: a run stored
     elsewhere, or, on a local root, a path that a symbolic link leads out of it."""
     location_under_root(root, run_location)  # raises if the run lies elsewhere
-    if "://" in root:
-        return
+    if "://" not in root:
+        real_path_under(root, os.path.join(run_location, rel), rel)
+
+
+def real_path_under(root: str, path: str, rel: str) -> str:
+    """The real path of ``path`` (``rel`` under the local root, as the client named it);
+    403 if symbolic links lead it out of ``root``."""
     real_root = os.path.realpath(root)
-    real = os.path.realpath(os.path.join(run_location, rel))
+    real = os.path.realpath(path)
     if real != real_root and not real.startswith(real_root + os.sep):
         raise ApiError(
             f"Artifact path {rel!r} leads outside the artifact root (through a symbolic link); "
@@ -80,3 +85,4 @@ def checked_file(root: str, run_location: str, rel: str) -> None:
             PERMISSION_DENIED,
             403,
         )
+    return real

@@ -25,10 +25,9 @@ from starlette.responses import Response, StreamingResponse
 
 from prefect_mlops.core.errors import NotFound, StorageError
 from prefect_mlops.core.storage import CHUNK, ArtifactLocation
-from prefect_mlops.server.errors import PERMISSION_DENIED, ApiError
 from prefect_mlops.server.mlflow.protos import Translator, translator
 from prefect_mlops.server.mlflow.requests import from_query, invalid, json_response
-from prefect_mlops.server.paths import safe_relative
+from prefect_mlops.server.paths import real_path_under, safe_relative
 
 router = APIRouter()
 
@@ -47,16 +46,7 @@ class ArtifactRoot:
 
     def local_path(self, rel: str) -> str:
         """The real path of ``rel``; 403 if symlinks lead it out of the root."""
-        root = os.path.realpath(self.uri)
-        real = os.path.realpath(os.path.join(root, rel))
-        if real != root and not real.startswith(root + os.sep):
-            raise ApiError(
-                f"Artifact path {rel!r} leads outside the artifact root (through a symbolic "
-                "link); refused.",
-                PERMISSION_DENIED,
-                403,
-            )
-        return real
+        return real_path_under(self.uri, os.path.join(self.uri, rel), rel)
 
     def check(self, rel: str) -> None:
         if self.local:

@@ -12,7 +12,7 @@ from prefect_mlops.core.errors import NotFound
 from prefect_mlops.server.mlflow.protos import VIEW_TYPES, Translator, translator
 from prefect_mlops.server.mlflow.requests import (
     Choice,
-    endpoint,
+    add_routes,
     invalid,
     page_offset,
     page_token,
@@ -153,10 +153,4 @@ ROUTES: list[tuple[str, str, dict[str, Any], Any]] = [
     ("POST", "/experiments/delete-experiment-tag", {**ID, "key": str}, delete_experiment_tag),
 ]
 
-for method, path, fields, handler in ROUTES:
-    router.add_api_route(
-        path,
-        endpoint(fields, handler, query=method == "GET"),
-        methods=[method],
-        include_in_schema=False,
-    )
+add_routes(router, ROUTES)

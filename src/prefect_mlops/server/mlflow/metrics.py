@@ -17,7 +17,7 @@ from starlette.responses import Response
 from prefect_mlops.core.ids import now_ms
 from prefect_mlops.server.mlflow.protos import translator
 from prefect_mlops.server.mlflow.requests import (
-    endpoint,
+    add_routes,
     invalid,
     json_number,
     page_offset,
@@ -209,10 +209,4 @@ ROUTES: list[tuple[str, str, dict[str, Any], Any]] = [
     ),
 ]
 
-for method, path, fields, handler in ROUTES:
-    router.add_api_route(
-        path,
-        endpoint(fields, handler, query=method == "GET"),
-        methods=[method],
-        include_in_schema=False,
-    )
+add_routes(router, ROUTES)

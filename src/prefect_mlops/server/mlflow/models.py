@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 
 from prefect_mlops.server.mlflow.protos import MODEL_STATUS_PREFIX, translator
-from prefect_mlops.server.mlflow.requests import Choice, endpoint, invalid, required
+from prefect_mlops.server.mlflow.requests import Choice, add_routes, invalid, required
 
 router = APIRouter()
 
@@ -140,10 +140,4 @@ ROUTES: list[tuple[str, str, dict[str, Any], Any]] = [
     ("POST", "/logged-models/{model_id}/params", {**ID, "params": [TAG]}, log_logged_model_params),
 ]
 
-for method, path, fields, handler in ROUTES:
-    router.add_api_route(
-        path,
-        endpoint(fields, handler, query=method == "GET"),
-        methods=[method],
-        include_in_schema=False,
-    )
+add_routes(router, ROUTES)

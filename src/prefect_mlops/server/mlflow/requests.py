@@ -16,6 +16,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -225,3 +226,15 @@ def page_offset(token: str | None) -> int:
 
 def page_token(offset: int) -> str:
     return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
+
+
+def add_routes(router: APIRouter, routes: list[tuple[str, str, dict[str, Any], Any]]) -> None:
+    """Register (method, path, fields, handler) routes: GET ones read the query string,
+    the others a JSON body."""
+    for method, path, fields, handler in routes:
+        router.add_api_route(
+            path,
+            endpoint(fields, handler, query=method == "GET"),
+            methods=[method],
+            include_in_schema=False,
+        )

@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 
 from prefect_mlops.server.mlflow.protos import VIEW_TYPES, Translator, translator
-from prefect_mlops.server.mlflow.requests import Choice, endpoint, invalid, required
+from prefect_mlops.server.mlflow.requests import Choice, add_routes, invalid, required
 from prefect_mlops.tracking.entities import DatasetInput, ModelOutput, Run
 from prefect_mlops.tracking.validation import MAX_TAG_VALUE_LENGTH
 
@@ -231,10 +231,4 @@ ROUTES: list[tuple[str, str, dict[str, Any], Any]] = [
     ("GET", "/artifacts/list", {**RUN, "path": str, "page_token": str}, list_artifacts),
 ]
 
-for method, path, fields, handler in ROUTES:
-    router.add_api_route(
-        path,
-        endpoint(fields, handler, query=method == "GET"),
-        methods=[method],
-        include_in_schema=False,
-    )
+add_routes(router, ROUTES)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -18,7 +17,7 @@ from typing import IO
 import httpx
 
 from prefect_mlops.core.errors import StorageError
-from prefect_mlops.core.storage import CHUNK
+from prefect_mlops.core.storage import CHUNK, save_stream
 from prefect_mlops.tracking.store.transport import Transport
 
 
@@ -94,8 +93,4 @@ class HttpArtifactFiles:
         return io.BufferedReader(raw, CHUNK)
 
     def download(self, rel: str, destination: str | os.PathLike[str]) -> Path:
-        dest = Path(destination)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        with self.open_read(rel) as src, open(dest, "wb") as out:
-            shutil.copyfileobj(src, out, CHUNK)
-        return dest
+        return save_stream(self.open_read(rel), destination)

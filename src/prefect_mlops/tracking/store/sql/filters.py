@@ -107,7 +107,7 @@ def attribute_column(text: str, ident: Identifier) -> tuple[Any, bool]:
     )
 
 
-def _string_condition(column: Any, op: str, value: Any) -> Any:
+def string_condition(column: Any, op: str, value: Any) -> Any:
     if op == "=":
         return column == value
     if op == "!=":
@@ -276,7 +276,7 @@ class FilterCompiler:
                 "ILIKE, IN, NOT IN, IS NULL or IS NOT NULL",
             )
         self._require_strings(c, what)
-        return ValueTest(lambda table: _string_condition(table.c.value, c.op, c.value))
+        return ValueTest(lambda table: string_condition(table.c.value, c.op, c.value))
 
     def compile_runs(self, node: Node | None) -> RunFilter:
         """The filter as inner joins plus WHERE conditions.
@@ -337,7 +337,7 @@ class FilterCompiler:
         if c.op == "IS NOT NULL":
             return column.is_not(None)
         self._require_strings(c, what)
-        return _string_condition(column, c.op, c.value)
+        return string_condition(column, c.op, c.value)
 
     def _dataset(self, c: Comparison, key: str) -> Any:
         column = DATASET_FIELDS.get(key)
@@ -347,7 +347,7 @@ class FilterCompiler:
             )
         self._require_ops(c, STRING_OPS, f"dataset field {key!r}")
         self._require_strings(c, f"dataset field {key!r}")
-        sub = sa.select(t.run_datasets.c.run_id).where(_string_condition(column, c.op, c.value))
+        sub = sa.select(t.run_datasets.c.run_id).where(string_condition(column, c.op, c.value))
         return runs.c.run_id.in_(sub)
 
 
@@ -376,7 +376,7 @@ class ExperimentFilterCompiler(FilterCompiler):
             if c.op == "IS NOT NULL":
                 return column.in_(has_key)
             self._require_strings(c, what)
-            return column.in_(has_key.where(_string_condition(et.c.value, c.op, c.value)))
+            return column.in_(has_key.where(string_condition(et.c.value, c.op, c.value)))
         if entity != "attributes":
             raise self._fail(c.ident.pos, "experiments can be filtered by attributes and tags")
         if key not in EXPERIMENT_ATTRIBUTES:
@@ -392,4 +392,4 @@ class ExperimentFilterCompiler(FilterCompiler):
             return _numeric_condition(column, c.op, number)
         self._require_ops(c, STRING_OPS, what)
         self._require_strings(c, what)
-        return _string_condition(column, c.op, c.value)
+        return string_condition(column, c.op, c.value)

@@ -21,6 +21,7 @@ from prefect_mlops.core.ids import new_id, now_ms
 from prefect_mlops.tracking import tables as t
 from prefect_mlops.tracking.entities import LoggedModel, LoggedModelStatus, ModelOutput
 from prefect_mlops.tracking.store.sql.engine import SqlStoreBase, chunks
+from prefect_mlops.tracking.store.sql.filters import string_condition
 
 _ATTRIBUTES = {
     "name": t.logged_models.c.name,
@@ -56,17 +57,6 @@ def _offset(token: str | None) -> int:
     return offset
 
 
-def _compare(column: Any, op: str, value: Any) -> Any:
-    op = op.upper()
-    if op == "=":
-        return column == value
-    if op == "!=":
-        return column != value
-    if op == "LIKE":
-        return column.like(value)
-    return column.ilike(value)
-
-
 def _conditions(filter_string: str) -> list[Any]:
     """SQL conditions for a logged-model filter; InvalidInput names what does not parse."""
     text, pos, out = filter_string.strip(), 0, []
@@ -92,7 +82,7 @@ def _conditions(filter_string: str) -> list[Any]:
                 sa.exists().where(
                     table.c.model_id == m.c.model_id,
                     table.c.key == key,
-                    _compare(table.c.value, op, value),
+                    string_condition(table.c.value, op.upper(), value),
                 )
             )
             continue
@@ -102,7 +92,7 @@ def _conditions(filter_string: str) -> list[Any]:
                 f"Logged models cannot be filtered by {field!r}; use one of "
                 f"{sorted(_ATTRIBUTES)}, tags.<key> or params.<key>."
             )
-        out.append(_compare(column, op, value))
+        out.append(string_condition(column, op.upper(), value))
     return out
 
 
