@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 from prefect_mlops.core.db import with_lock_retry, write_transaction
 
 #: The newest revision in ``migrations/versions``; a test keeps the two in step.
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _ADVISORY_LOCK_KEY = 0x6D6C6F7073  # "mlops"
 

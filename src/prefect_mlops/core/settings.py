@@ -42,6 +42,17 @@ class Settings(BaseSettings):
             "a local folder or an fsspec URL (`s3://bucket/prefix`); default `<home>/artifacts`."
         ),
     )
+    dataset_storage: str | None = Field(
+        default=None,
+        description=(
+            "Where dataset objects go: a local folder, an fsspec URL (`s3://bucket/prefix`) "
+            "or `lakefs://repo/branch`; default `<home>/datasets`."
+        ),
+    )
+    dataset_cache: str | None = Field(
+        default=None,
+        description="Folder of materialised dataset versions; default `<home>/cache/datasets`.",
+    )
     experiment: str | None = Field(
         default=None,
         description=(
@@ -151,6 +162,16 @@ class Settings(BaseSettings):
     @property
     def resolved_spool_dir(self) -> Path:
         return self.resolved_home / "spool"
+
+    @property
+    def resolved_dataset_storage(self) -> str:
+        return self.dataset_storage or str(self.resolved_home / "datasets")
+
+    @property
+    def resolved_dataset_cache(self) -> Path:
+        if self.dataset_cache:
+            return Path(self.dataset_cache).expanduser().resolve()
+        return self.resolved_home / "cache" / "datasets"
 
     @property
     def resolved_artifact_storage(self) -> str:

@@ -20,6 +20,11 @@ def object_key(digest: str) -> str:
     return f"objects/{ALGO}/{digest[:2]}/{digest[2:4]}/{digest}"
 
 
+def recipe_key(digest: str) -> str:
+    """``recipes/sha256/ab/cd/abcd...``: the chunk list of the large file ``digest``."""
+    return f"recipes/{ALGO}/{digest[:2]}/{digest[2:4]}/{digest}"
+
+
 @dataclass(frozen=True)
 class StoredObject:
     """An object as listed by `ObjectStore.list_objects`: digest, size, age."""
@@ -44,7 +49,7 @@ class ObjectStore(Protocol):
         """The subset of ``digests`` that is stored."""
         ...
 
-    def put_bytes(self, digest: str, data: bytes) -> bool:
+    def put_bytes(self, digest: str, data: bytes | memoryview) -> bool:
         """Store ``data`` under ``digest`` unless present; True if it was written. The caller
         has hashed ``data``; the store does not re-hash."""
         ...
@@ -69,4 +74,20 @@ class ObjectStore(Protocol):
 
     def delete(self, digest: str) -> None:
         """Remove an object (missing is fine)."""
+        ...
+
+    def put_recipe(self, digest: str, data: bytes) -> None:
+        """Store the chunk list of the large file whose content digest is ``digest``."""
+        ...
+
+    def get_recipe(self, digest: str) -> bytes | None:
+        """The chunk list of the large file ``digest``, or None if none is stored."""
+        ...
+
+    def list_recipes(self) -> Iterator[StoredObject]:
+        """Every stored chunk list (``digest`` is the file's)."""
+        ...
+
+    def delete_recipe(self, digest: str) -> None:
+        """Remove a chunk list (missing is fine)."""
         ...
