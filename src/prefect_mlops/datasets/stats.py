@@ -2,7 +2,8 @@
 
 `file_stats` gives a JSON-serialisable summary: the format, the row count and per column its
 type, null count, min, max and mean. Types are pyarrow's names (``int64``, ``double``,
-``string``, ``bool``, ``timestamp[s]``, ``date32[day]``, ``null`` for a column with no values);
+``string``, ``bool``, ``timestamp[s]``, ``date32[day]``, ``null`` for a column with no values;
+``large_string`` and a dictionary of strings are ``string``);
 the stdlib fallback used without pyarrow gives the same names for the types it infers
 (``int64``, ``double``, ``bool``, ``string``, ``null``). pyarrow is the optional ``tabular``
 extra, imported only inside functions.
@@ -154,6 +155,16 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+def _type_name(pa: ModuleType, type_: Any) -> str:
+    """pyarrow's name of ``type_``, with the 64-bit-offset variants named as the plain ones
+    (pandas writes ``large_string`` to Parquet where a CSV reads ``string``)."""
+    if pa.types.is_large_string(type_):
+        return "string"
+    if pa.types.is_large_binary(type_):
+        return "binary"
+    return str(type_)
+
+
 class _ArrowColumn:
     """Null count, min, max and mean of one column, folded batch by batch."""
 
@@ -202,7 +213,7 @@ class _ArrowColumn:
         mean = self.total / self.count if self.kind == "number" and self.count else None
         return {
             "name": name,
-            "type": str(self.type),
+            "type": _type_name(self.pa, self.type),
             "nulls": self.nulls,
             "min": _json_value(self.min),
             "max": _json_value(self.max),
