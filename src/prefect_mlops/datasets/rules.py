@@ -214,6 +214,8 @@ class _Rule(BaseModel):
     def describe(self) -> str:
         """The rule as written, e.g. ``NotNull(columns=['id'])``."""
         args = self.model_dump(exclude_defaults=True, exclude={"kind"})
+        if "glob" in args:  # a base class's field, written last
+            args["glob"] = args.pop("glob")
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in args.items())})"
 
     def check(self, ctx: _Context) -> list[Violation]:  # pragma: no cover - abstract
