@@ -262,14 +262,16 @@ class SqlDatasetStore:
         d, v, a = t.datasets, t.dataset_versions, t.dataset_aliases
 
         def read(conn: Connection) -> list[Dataset]:
-            counts: dict[str, int] = dict(
-                conn.execute(sa.select(v.c.dataset, sa.func.count()).group_by(v.c.dataset)).tuples()
-            )
-            latest = dict(
-                conn.execute(
+            counts: dict[str, int] = {
+                r[0]: r[1]
+                for r in conn.execute(sa.select(v.c.dataset, sa.func.count()).group_by(v.c.dataset))
+            }
+            latest: dict[str, str] = {
+                r[0]: r[1]
+                for r in conn.execute(
                     sa.select(a.c.dataset, a.c.version_id).where(a.c.alias == LATEST)
-                ).tuples()
-            )
+                )
+            }
             return [
                 Dataset(r.name, r.created_time, counts.get(r.name, 0), latest.get(r.name))
                 for r in conn.execute(sa.select(d).order_by(d.c.name))
